@@ -1,0 +1,153 @@
+"""The library's front door: files in, files out, with the right modality and model.
+
+The CLI is a thin shell over these functions; everything it does can be done from
+Python with the same checks and the same guarantees (atomic outputs, no overwrite
+without ``overwrite=True``, one exception type per kind of failure).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unicomp.atomic import atomic_output, check_output, write_bytes_atomic
+from unicomp.core import container
+from unicomp.core.codec import Codec, EncodeReport
+from unicomp.errors import FormatError, InputError
+from unicomp.plugins.manager import Registry, get_registry
+
+UCZ_SUFFIX = ".ucz"
+MAX_UCZ_BYTES = container.MAX_PAYLOAD_BYTES + 2 * container.MAX_HEADER_BYTES
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """Where the .ucz went, what it cost, and (if asked) how good the decoding is."""
+
+    output: Path
+    report: EncodeReport
+    metrics: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class DecompressResult:
+    """Where the decoded signal went and which model decoded it."""
+
+    output: Path
+    header: container.Header
+
+
+def load_codec(
+    model: PathLike | None = None,
+    modality: str | None = None,
+    rate: str | None = None,
+    registry: Registry | None = None,
+) -> Codec:
+    """A codec from a model name or path, or the default model of ``modality`` at ``rate``."""
+    registry = registry or get_registry()
+    if model is None:
+        if modality is None:
+            raise InputError("name a model or a modality")
+        model = registry.modality(modality).default_model(rate)
+    return Codec.from_pretrained(model, registry)
+
+
+def compress(
+    path: PathLike,
+    output: PathLike | None = None,
+    *,
+    model: PathLike | None = None,
+    rate: str | None = None,
+    admm_iterations: int | None = None,
+    overwrite: bool = False,
+    metrics: bool = False,
+    on_iteration: Callable[[int, int], None] | None = None,
+    registry: Registry | None = None,
+) -> CompressResult:
+    """Compress the file at ``path`` into ``output`` (default: same name, .ucz)."""
+    registry = registry or get_registry()
+    source = _existing_file(path)
+    target = Path(output) if output is not None else source.with_suffix(UCZ_SUFFIX)
+    _check_distinct(source, target)
+    check_output(target, overwrite)
+    modality = registry.modality_for(source)
+    codec = load_codec(model, modality.name, rate, registry)
+    if codec.modality.name != modality.name:
+        raise InputError(
+            f"model {codec.name!r} codes {codec.modality.name!r}, but {source} is {modality.name!r}"
+        )
+    signal = modality.load(source)
+    data, report = codec.encode(signal, admm_iterations, on_iteration)
+    scores = modality.metrics(signal, codec.decode(data)) if metrics else None
+    write_bytes_atomic(target, data, overwrite)
+    return CompressResult(target, report, scores)
+
+
+def decompress(
+    path: PathLike,
+    output: PathLike | None = None,
+    *,
+    model: PathLike | None = None,
+    overwrite: bool = False,
+    registry: Registry | None = None,
+) -> DecompressResult:
+    """Decode a .ucz file with the model its header names (or ``model``)."""
+    registry = registry or get_registry()
+    source = _existing_file(path)
+    data = read_ucz(source)
+    header, _ = container.unpack(data)
+    modality = registry.modality(header.modality)
+    target = Path(output) if output is not None else source.with_suffix(modality.extensions[0])
+    _check_distinct(source, target)
+    check_output(target, overwrite)
+    codec = Codec.from_pretrained(model if model is not None else header.model, registry)
+    signal = codec.decode(data)
+    with atomic_output(target, overwrite) as temporary:
+        codec.modality.save(signal, temporary)
+    return DecompressResult(target, header)
+
+
+def describe(path: PathLike) -> dict[str, Any]:
+    """The header of a .ucz file and its byte layout, as plain data."""
+    source = _existing_file(path)
+    header, _, layout = container.unpack_with_layout(read_ucz(source))
+    return {
+        "file": str(source),
+        "bytes": layout.total,
+        "header_bytes": layout.header,
+        "payload_bytes": layout.payload,
+        "overhead_bytes": layout.overhead,
+        "modality": header.modality,
+        "model": header.model,
+        "weights_digest": header.weights_digest.hex(),
+        "coder": header.coder,
+        "latent_shape": list(header.latent_shape),
+        "side_info": dict(header.side_info),
+    }
+
+
+def read_ucz(path: Path) -> bytes:
+    """Read a .ucz file, refusing sizes no valid file can have before reading them."""
+    size = path.stat().st_size
+    if size > MAX_UCZ_BYTES:
+        raise FormatError(f"{path} is {size} bytes, larger than any valid .ucz file")
+    return path.read_bytes()
+
+
+def _existing_file(path: PathLike) -> Path:
+    source = Path(path)
+    if not source.exists():
+        raise InputError(f"{source} does not exist")
+    if not source.is_file():
+        raise InputError(f"{source} is not a file")
+    return source
+
+
+def _check_distinct(source: Path, target: Path) -> None:
+    if target.exists() and target.resolve() == source.resolve():
+        raise InputError(f"output {target} would overwrite the input")

@@ -1,0 +1,1 @@
+"""Rate–distortion and speed measurements of unicomp against baseline codecs."""

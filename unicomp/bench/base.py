@@ -1,0 +1,38 @@
+"""What a baseline codec and an extra metric must provide to join the bench."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Baseline(Protocol):
+    """A codec unicomp is compared with, registered through ``unicomp_register_baselines``."""
+
+    #: Unique name used on the command line (e.g. "webp", "codec2").
+    name: str
+    #: Name of the modality whose signals it codes.
+    modality: str
+    #: The quality settings a rate sweep runs over, from lowest to highest rate.
+    qualities: Sequence[float]
+
+    def encode(self, signal: Any, quality: float) -> bytes:
+        """The complete bitstream for ``signal``: its length is the rate that is reported."""
+        ...
+
+    def decode(self, data: bytes, reference: Any) -> Any:
+        """Decode ``data``; ``reference`` supplies only what the format leaves implicit."""
+        ...
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An extra quality measure, registered through ``unicomp_register_metrics``."""
+
+    name: str
+    modality: str
+    #: ``compute(reference, decoded) -> value``; ``higher_is_better`` orients BD metrics.
+    compute: Callable[[Any, Any], float]
+    higher_is_better: bool = True

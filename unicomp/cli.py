@@ -1,0 +1,304 @@
+"""The ``unicomp`` command: parse, call :mod:`unicomp.api`, render with rich.
+
+Every :class:`~unicomp.errors.UnicompError` becomes one line on stderr and its exit
+code (usage 2, input 3, format 4, model 5, plugin 6); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from unicomp import __version__
+from unicomp.errors import UnicompError
+
+EXIT_INTERNAL = 70
+
+app = typer.Typer(
+    name="unicomp",
+    help="Generative signal compression: compress, decompress, train and benchmark.\n\n"
+    "Exit codes: 0 ok, 2 usage, 3 bad input, 4 bad .ucz file, 5 model problem, "
+    "6 plugin problem, 70 internal error; Ctrl-C exits with 1 and writes nothing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"unicomp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """Generative signal compression."""
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output file.")]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model name or path to a model card.")
+]
+
+
+@app.command()
+def compress(
+    input: Annotated[Path, typer.Argument(help="Signal file (image, audio, ...).")],
+    output: Output = None,
+    model: ModelOption = None,
+    rate: Annotated[
+        str | None, typer.Option(help="Operating point, e.g. 0.12bpp or 2kbps.")
+    ] = None,
+    admm_iters: Annotated[
+        int | None,
+        typer.Option(
+            "--admm-iters", min=0, help="Latent search budget; 0 sends the encoder output."
+        ),
+    ] = None,
+    metrics: Annotated[bool, typer.Option("--metrics", help="Decode and report quality.")] = False,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+) -> None:
+    """Compress a signal file into a .ucz file (beside it unless -o)."""
+    from unicomp import api
+
+    with _progress(quiet or as_json) as progress:
+        task = progress.add_task("searching latent", total=None)
+
+        def advance(iteration: int, budget: int) -> None:
+            progress.update(task, completed=iteration, total=budget)
+
+        result = api.compress(
+            input,
+            output,
+            model=model,
+            rate=rate,
+            admm_iterations=admm_iters,
+            overwrite=force,
+            metrics=metrics,
+            on_iteration=advance,
+        )
+    report = result.report
+    if as_json:
+        out.print_json(
+            data={"output": str(result.output), **report.__dict__, "metrics": result.metrics}
+        )
+        return
+    if quiet:
+        return
+    line = (
+        f"{result.output}: {report.rate:.4g} {report.rate_unit} "
+        f"({report.total_bits // 8} bytes: payload {report.payload_bits // 8}, "
+        f"header {report.header_bits // 8}; entropy estimate "
+        f"{report.estimated_bits / 8:.0f}), {report.iterations} ADMM iterations, "
+        f"{report.seconds:.1f} s"
+    )
+    if result.metrics:
+        line += "; " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+    out.print(line, highlight=False)
+
+
+@app.command()
+def decompress(
+    input: Annotated[Path, typer.Argument(help="A .ucz file.")],
+    output: Output = None,
+    model: ModelOption = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+) -> None:
+    """Decode a .ucz file with the model named in its header."""
+    from unicomp import api
+
+    result = api.decompress(input, output, model=model, overwrite=force)
+    if as_json:
+        out.print_json(
+            data={
+                "output": str(result.output),
+                "model": result.header.model,
+                "modality": result.header.modality,
+            }
+        )
+    elif not quiet:
+        out.print(f"{result.output}: decoded with {result.header.model}", highlight=False)
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="A .ucz file.")],
+    as_json: AsJson = False,
+) -> None:
+    """Show the header and byte layout of a .ucz file."""
+    from unicomp import api
+
+    description = api.describe(file)
+    if as_json:
+        out.print_json(data=description)
+        return
+    table = Table(title=str(file), show_header=False)
+    for key, value in description.items():
+        if key != "file":
+            table.add_row(key, _plain(value))
+    out.print(table)
+
+
+@app.command()
+def plugins(as_json: AsJson = False) -> None:
+    """List every plugin, where it comes from and what it registers."""
+    from unicomp.plugins.manager import get_registry
+
+    registry = get_registry()
+    rows = [
+        {"name": p.name, "source": p.source, "provides": p.provides, "error": p.error}
+        for p in registry.plugins
+    ]
+    if as_json:
+        out.print_json(data=rows)
+        return
+    table = Table(title="unicomp plugins")
+    for column in ("plugin", "from", "registers", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["source"],
+            "\n".join(row["provides"]) or "-",
+            f"[red]failed: {row['error']}[/red]" if row["error"] else "ok",
+        )
+    out.print(table)
+
+
+@app.command()
+def models(as_json: AsJson = False) -> None:
+    """List the models unicomp can find (bundled, installed, UNICOMP_MODEL_PATH)."""
+    from unicomp.core.checkpoint import read_card
+    from unicomp.core.codec import available_models
+    from unicomp.plugins.manager import get_registry
+
+    rows = []
+    for card_path in available_models(get_registry().model_dirs):
+        card = read_card(card_path)
+        rows.append(
+            {
+                "name": card["name"],
+                "modality": card["modality"],
+                "card": str(card_path),
+                "steps": card.get("training", {}).get("steps"),
+            }
+        )
+    if as_json:
+        out.print_json(data=rows)
+        return
+    if not rows:
+        out.print("no models found")
+        return
+    table = Table(title="unicomp models")
+    for column in ("name", "modality", "training steps", "card"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["modality"], _plain(row["steps"]), row["card"])
+    out.print(table)
+
+
+@app.command()
+def train(
+    modality: Annotated[str, typer.Option(help="Modality to train (see `unicomp plugins`).")],
+    data: Annotated[Path, typer.Option(help="Folder of training files.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for checkpoints and the model.")],
+    config: Annotated[Path | None, typer.Option(help="TOML file overriding the defaults.")] = None,
+    name: Annotated[str | None, typer.Option(help="Model name (default: the modality's).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a model: float, soft and hard quantization phases (DDP under torchrun)."""
+    from unicomp.core.config import load_overrides, merge
+    from unicomp.core.trainer import train as run_training
+    from unicomp.plugins.manager import get_registry
+
+    chosen = get_registry().modality(modality)
+    settings = chosen.default_config()
+    if config is not None:
+        settings = merge(settings, load_overrides(config))
+    if name is not None:
+        settings.name = name
+    card = {"training": {"command": " ".join(["unicomp", *sys.argv[1:]])}}
+    total = settings.train.total_steps
+    with _progress(quiet) as progress:
+        task = progress.add_task("training", total=total)
+
+        def show(report: Any) -> None:
+            losses = " ".join(f"{k[:5]} {v:.4f}" for k, v in report.losses.items())
+            progress.update(
+                task,
+                completed=report.step,
+                description=f"{report.phase} {report.step}/{total} {losses} "
+                f"{report.steps_per_second:.2f} it/s",
+            )
+
+        card_path = run_training(
+            chosen, settings, data, out_dir, resume=resume, on_step=show, card=card
+        )
+    if card_path is not None and not quiet:
+        out.print(f"model written to {card_path}", highlight=False)
+
+
+def _progress(disabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=disabled,
+    )
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def main() -> None:
+    """Console-script entry point: run the app and map errors to exit codes."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app()
+    except UnicompError as error:
+        if debug:
+            raise
+        err.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except Exception as error:
+        if debug:
+            raise
+        err.print(
+            f"internal error: {type(error).__name__}: {error} (rerun with --debug)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,170 @@
+"""Per-signal latent search: find center indices whose decoding is closest to the signal.
+
+The encoder's output is only a starting point: the generator is frozen and the latent is
+refined by back-propagation, under the constraint that every element sits on a center.
+Scaled ADMM splits the problem into
+
+* a z-step, a few Adam steps on ``D(G(z), x) + rho/2 * mean((z - Z + u)^2)``,
+* a Z-step, the projection of ``z + u`` onto the centers (optionally entropy-constrained:
+  ``argmin_k (z + u - c_k)^2 + lambda * bits_k`` trades distortion for rate),
+* a dual step ``u += z - Z``,
+
+with rho growing so the iterates become feasible. Only feasible Z are ever transmitted:
+the best one seen (by distortion plus weighted rate) is kept for every signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unicomp.core.config import AdmmConfig
+from unicomp.core.quantizer import Quantizer
+
+Distortion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class SearchResult:
+    """Indices to transmit and what they cost, per signal of the batch."""
+
+    indices: torch.Tensor
+    distortion: torch.Tensor
+    iterations: int
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Evaluate ``module`` without parameter gradients, restoring its state afterwards."""
+    was_training = module.training
+    flags = [p.requires_grad for p in module.parameters()]
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for parameter, flag in zip(module.parameters(), flags, strict=True):
+            parameter.requires_grad_(flag)
+        module.train(was_training)
+
+
+def project(
+    values: torch.Tensor,
+    centers: torch.Tensor,
+    bits: torch.Tensor | None = None,
+    rate_weight: float = 0.0,
+) -> torch.Tensor:
+    """Nearest-center indices of ``values`` (batch, channels, ...), optionally rate-aware.
+
+    ``bits`` (channels, K) is the cost of each symbol per channel; with ``rate_weight``
+    > 0 the projection minimises squared error plus ``rate_weight`` times that cost.
+    """
+    cost = (values.unsqueeze(-1) - centers) ** 2
+    if bits is not None and rate_weight > 0:
+        shape = (1, bits.shape[0]) + (1,) * (values.dim() - 2) + (bits.shape[1],)
+        cost = cost + rate_weight * bits.reshape(shape)
+    return cost.argmin(dim=-1)
+
+
+def admm_search(
+    generator: nn.Module,
+    distortion: Distortion,
+    x: torch.Tensor,
+    z0: torch.Tensor,
+    quantizer: Quantizer,
+    config: AdmmConfig,
+    bits: torch.Tensor | None = None,
+    on_iteration: Callable[[int, torch.Tensor], None] | None = None,
+) -> SearchResult:
+    """Search center indices for a batch; ``config.iterations == 0`` projects ``z0``."""
+    centers = quantizer.centers.detach()
+    rate_weight = config.rate_weight if bits is not None else 0.0
+
+    def objective(indices: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        value = distortion(x_hat, x)
+        if rate_weight > 0:
+            value = value + rate_weight * _bits_per_element(indices, bits)
+        return value
+
+    started = time.monotonic()
+    with frozen(generator), torch.no_grad():
+        best_indices = project(z0, centers, bits, rate_weight)
+        best_value = objective(best_indices, generator(centers[best_indices]))
+    if config.iterations <= 0:
+        return SearchResult(best_indices, best_value, 0)
+
+    z = z0.detach().clone().requires_grad_(True)
+    target = centers[best_indices]
+    dual = torch.zeros_like(z)
+    rho = config.rho
+    optimizer = torch.optim.Adam([z], lr=config.learning_rate)
+    stale = 0
+    iteration = 0
+    with frozen(generator):
+        for iteration in range(1, config.iterations + 1):
+            for _ in range(config.inner_steps):
+                optimizer.zero_grad(set_to_none=True)
+                penalty = ((z - target + dual) ** 2).flatten(1).mean(dim=1)
+                loss = distortion(generator(z), x) + 0.5 * rho * penalty
+                loss.sum().backward()
+                optimizer.step()
+            with torch.no_grad():
+                indices = project(z + dual, centers, bits, rate_weight)
+                target = centers[indices]
+                dual += z - target
+                value = objective(indices, generator(target))
+                better = value < best_value
+                best_value = torch.where(better, value, best_value)
+                mask = better.reshape((-1,) + (1,) * (indices.dim() - 1))
+                best_indices = torch.where(mask, indices, best_indices)
+                # Scaled dual variable: u = y / rho must be rescaled when rho changes.
+                new_rho = rho * config.rho_growth
+                dual *= rho / new_rho
+                rho = new_rho
+            if on_iteration is not None:
+                on_iteration(iteration, best_value)
+            stale = 0 if bool(better.any()) else stale + 1
+            out_of_time = (
+                config.time_budget is not None and time.monotonic() - started > config.time_budget
+            )
+            if stale >= config.patience or out_of_time:
+                break
+    return SearchResult(best_indices, best_value, iteration)
+
+
+def backprop_then_project(
+    generator: nn.Module,
+    distortion: Distortion,
+    x: torch.Tensor,
+    z0: torch.Tensor,
+    quantizer: Quantizer,
+    steps: int,
+    learning_rate: float,
+) -> SearchResult:
+    """The naive alternative ADMM is measured against: optimise z freely, then round."""
+    z = z0.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=learning_rate)
+    centers = quantizer.centers.detach()
+    with frozen(generator):
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            distortion(generator(z), x).sum().backward()
+            optimizer.step()
+        with torch.no_grad():
+            indices = project(z, centers)
+            value = distortion(generator(centers[indices]), x)
+    return SearchResult(indices, value, steps)
+
+
+def _bits_per_element(indices: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Mean code length per latent element of each item, (batch,)."""
+    channels = indices.shape[1]
+    flat = indices.reshape(indices.shape[0], channels, -1)
+    table = bits.unsqueeze(0).expand(indices.shape[0], -1, -1)
+    return torch.gather(table, 2, flat).flatten(1).mean(dim=1)

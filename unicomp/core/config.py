@@ -1,0 +1,132 @@
+"""One dataclass per concern, saved beside the weights so a model says how it was made."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unicomp.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass
+class QuantizerConfig:
+    """K scalar centers; the soft-assignment temperature is annealed over the soft phase.
+
+    Temperatures are scale-free: squared distances are divided by the mean squared gap
+    between neighbouring centers, so the same schedule works whatever the latent's range.
+    """
+
+    num_centers: int = 16
+    temperature_start: float = 1.0
+    temperature_end: float = 4.0
+    kmeans_samples: int = 65536
+    kmeans_iterations: int = 40
+
+
+@dataclass
+class AdmmConfig:
+    """Budget and schedule of the per-signal latent search (see core/admm.py)."""
+
+    iterations: int = 30
+    inner_steps: int = 4
+    learning_rate: float = 0.05
+    rho: float = 0.2
+    rho_growth: float = 1.12
+    patience: int = 8
+    time_budget: float | None = None
+    rate_weight: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The three training phases (float, soft, hard) and the GAN losses."""
+
+    float_steps: int = 2000
+    soft_steps: int = 2000
+    hard_steps: int = 2000
+    batch_size: int = 8
+    crop: list[int] = field(default_factory=lambda: [128, 128])
+    learning_rate: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    adversarial_weight: float = 1.0
+    feature_matching_weight: float = 10.0
+    reconstruction_weight: float = 1.0
+    commitment_weight: float = 0.25
+    adversarial_start: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.float_steps + self.soft_steps + self.hard_steps
+
+    def phase_at(self, step: int) -> str:
+        """The phase that step number ``step`` (0-based) belongs to."""
+        if step < self.float_steps:
+            return "float"
+        if step < self.float_steps + self.soft_steps:
+            return "soft"
+        return "hard"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model: networks, quantizer, search and training."""
+
+    name: str
+    modality: str
+    network: dict[str, Any] = field(default_factory=dict)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    admm: AdmmConfig = field(default_factory=AdmmConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Rebuild from a model card; unknown keys are errors, not silently ignored."""
+        return merge(cls(name=str(data["name"]), modality=str(data["modality"])), data)
+
+
+def merge(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
+    """Return ``config`` with the nested ``overrides`` (e.g. from TOML) applied."""
+    result = dataclasses.replace(config)
+    for key, value in overrides.items():
+        if key in ("name", "modality"):
+            setattr(result, key, str(value))
+        elif key == "network":
+            result.network = {**result.network, **dict(value)}
+        elif key in ("quantizer", "admm", "train"):
+            setattr(result, key, _replace_fields(getattr(result, key), value, key))
+        else:
+            raise UsageError(f"unknown configuration section {key!r}")
+    return result
+
+
+def load_overrides(path: Path) -> dict[str, Any]:
+    """Read a TOML configuration file whose tables mirror ModelConfig."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read config {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"config {path} is not valid TOML: {error}") from None
+
+
+def _replace_fields(section: Any, values: Mapping[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(section)}
+    unknown = set(values) - known
+    if unknown:
+        raise UsageError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
+    return dataclasses.replace(section, **dict(values))

@@ -1,0 +1,107 @@
+"""Training data: every file a modality reads under a folder, served as random crops.
+
+Crops are drawn from a generator seeded by (seed, step, rank, slot), and the item order
+comes from a seeded DistributedSampler, so the batch of any step can be recomputed:
+that is what makes an interrupted run resume exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, DistributedSampler
+
+from unicomp.errors import InputError
+from unicomp.modalities.base import Modality
+
+MAX_SEED_STREAMS = 1 << 20
+
+
+def find_files(modality: Modality, data_dir: Path) -> list[Path]:
+    """All files under ``data_dir`` the modality reads, in a stable order."""
+    if not data_dir.is_dir():
+        raise InputError(f"training data folder {data_dir} does not exist")
+    files = sorted(
+        p for p in data_dir.rglob("*") if p.is_file() and p.suffix.lower() in modality.extensions
+    )
+    if not files:
+        raise InputError(
+            f"no {modality.name} files ({' '.join(modality.extensions)}) under {data_dir}"
+        )
+    return files
+
+
+class CropDataset(Dataset):
+    """Analysed signals held in memory; an item is a random crop of fixed extent."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor], crop: Sequence[int]) -> None:
+        if not tensors:
+            raise InputError("the training set is empty")
+        self.tensors = list(tensors)
+        self.crop = list(crop)
+
+    @classmethod
+    def from_folder(cls, modality: Modality, data_dir: Path, crop: Sequence[int]) -> CropDataset:
+        """Load and analyse every file of the modality under ``data_dir``."""
+        tensors = [
+            modality.analysis(modality.load(path))[0] for path in find_files(modality, data_dir)
+        ]
+        return cls(tensors, crop)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.sample(index, torch.Generator().manual_seed(index))
+
+    def sample(self, index: int, generator: torch.Generator) -> torch.Tensor:
+        """A crop of item ``index`` at a position drawn from ``generator``."""
+        x = _pad_to(self.tensors[index], self.crop)
+        for axis, size in enumerate(self.crop, start=x.dim() - len(self.crop)):
+            start = int(torch.randint(0, x.shape[axis] - size + 1, (1,), generator=generator))
+            x = x.narrow(axis, start, size)
+        return x.contiguous()
+
+
+class BatchSchedule:
+    """Which crops make up the batch of a given step, for one rank of a run."""
+
+    def __init__(
+        self, dataset: CropDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.sampler = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
+        )
+        self.steps_per_epoch = max(1, -(-len(self.sampler) // batch_size))
+
+    def batch(self, step: int) -> torch.Tensor:
+        """The (batch, channels, *crop) tensor for ``step``, the same on every call."""
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        self.sampler.set_epoch(epoch)
+        order = list(self.sampler)
+        picks = [
+            order[(offset * self.batch_size + slot) % len(order)] for slot in range(self.batch_size)
+        ]
+        crops = []
+        for slot, index in enumerate(picks):
+            stream = ((self.seed * MAX_SEED_STREAMS + step) * 64 + self.rank) * 1024 + slot
+            crops.append(self.dataset.sample(index, torch.Generator().manual_seed(stream)))
+        return torch.stack(crops)
+
+
+def _pad_to(x: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:
+    """Replicate-pad the trailing axes of ``x`` up to at least ``crop``."""
+    missing = [max(0, size - x.shape[x.dim() - len(crop) + i]) for i, size in enumerate(crop)]
+    if not any(missing):
+        return x
+    padding: list[int] = []
+    for amount in reversed(missing):
+        padding += [0, amount]
+    return F.pad(x.unsqueeze(0), padding, mode="replicate").squeeze(0)

@@ -1,0 +1,177 @@
+"""Building blocks that modalities compose into encoders, generators and critics.
+
+Everything works in 1-D (time) or 2-D (space) from the same code, chosen by ``dims``.
+No normalisation layer couples the items of a batch, so a batched latent search treats
+every signal independently. Upsampling is nearest-neighbour followed by a convolution,
+which avoids the checkerboard artefacts of transposed convolutions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+
+
+def conv(
+    dims: int, in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1
+) -> nn.Module:
+    """A 'same'-padded convolution (for stride 1) in 1-D or 2-D."""
+    if dims not in _CONV:
+        raise ValueError(f"dims must be 1 or 2, got {dims}")
+    return _CONV[dims](
+        in_channels,
+        out_channels,
+        kernel,
+        stride=stride,
+        padding=(kernel - stride + 1) // 2,
+        groups=groups,
+    )
+
+
+def activation() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class ResidualBlock(nn.Module):
+    """Two convolutions with a skip; depthwise-separable when that is cheaper."""
+
+    def __init__(self, dims: int, channels: int, kernel: int = 3, depthwise: bool = False) -> None:
+        super().__init__()
+        if depthwise:
+            self.body = nn.Sequential(
+                conv(dims, channels, channels, kernel, groups=channels),
+                conv(dims, channels, channels, 1),
+                activation(),
+                conv(dims, channels, channels, kernel, groups=channels),
+                conv(dims, channels, channels, 1),
+            )
+        else:
+            self.body = nn.Sequential(
+                conv(dims, channels, channels, kernel),
+                activation(),
+                conv(dims, channels, channels, kernel),
+            )
+        self.act = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour upsampling by an integer factor."""
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=self.factor, mode="nearest")
+
+
+@dataclass(frozen=True)
+class ConvStackSpec:
+    """Shape of a symmetric encoder/generator pair.
+
+    ``widths[i]`` is the channel count after the i-th stride-``stride`` stage, so the
+    latent is ``stride ** len(widths)`` times shorter per axis than the input.
+    """
+
+    dims: int
+    in_channels: int
+    latent_channels: int
+    widths: Sequence[int]
+    stride: int = 2
+    residual_blocks: int = 1
+    kernel: int = 3
+    depthwise: bool = False
+    stem_width: int | None = None
+
+    @property
+    def total_stride(self) -> int:
+        return self.stride ** len(self.widths)
+
+
+def build_encoder(spec: ConvStackSpec) -> nn.Sequential:
+    """x (batch, in_channels, *extent) → z (batch, latent_channels, *extent / stride**n)."""
+    stem = spec.stem_width or spec.widths[0]
+    layers: list[nn.Module] = [conv(spec.dims, spec.in_channels, stem, 5), activation()]
+    previous = stem
+    for width in spec.widths:
+        layers += [
+            conv(spec.dims, previous, width, 2 * spec.stride, stride=spec.stride),
+            activation(),
+        ]
+        layers += [
+            ResidualBlock(spec.dims, width, spec.kernel, spec.depthwise)
+            for _ in range(spec.residual_blocks)
+        ]
+        previous = width
+    layers.append(conv(spec.dims, previous, spec.latent_channels, 3))
+    return nn.Sequential(*layers)
+
+
+def build_generator(spec: ConvStackSpec) -> nn.Sequential:
+    """ẑ (batch, latent_channels, ...) → x̂ (batch, in_channels, ... * stride**n)."""
+    widths = list(reversed(spec.widths))
+    stem = spec.stem_width or spec.widths[0]
+    layers: list[nn.Module] = [conv(spec.dims, spec.latent_channels, widths[0], 3), activation()]
+    for index, width in enumerate(widths):
+        layers += [
+            ResidualBlock(spec.dims, width, spec.kernel, spec.depthwise)
+            for _ in range(spec.residual_blocks)
+        ]
+        following = widths[index + 1] if index + 1 < len(widths) else stem
+        layers += [Upsample(spec.stride), conv(spec.dims, width, following, 3), activation()]
+    layers.append(conv(spec.dims, stem, spec.in_channels, 5))
+    return nn.Sequential(*layers)
+
+
+class PatchDiscriminator(nn.Module):
+    """A PatchGAN critic: strided convolutions scoring overlapping patches."""
+
+    def __init__(self, dims: int, in_channels: int, width: int = 32, layers: int = 3) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for index in range(layers):
+            out = width * 2**index
+            blocks.append(nn.Sequential(conv(dims, channels, out, 4, stride=2), activation()))
+            channels = out
+        blocks.append(conv(dims, channels, 1, 3))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every intermediate feature map (for feature matching), the patch scores last."""
+        features = []
+        for block in self.blocks:
+            x = block(x)
+            features.append(x)
+        return features
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """PatchGAN critics at successively halved resolutions (as in pix2pixHD/MelGAN)."""
+
+    def __init__(
+        self, dims: int, in_channels: int, scales: int = 3, width: int = 32, layers: int = 3
+    ) -> None:
+        super().__init__()
+        self.dims = dims
+        self.critics = nn.ModuleList(
+            PatchDiscriminator(dims, in_channels, width, layers) for _ in range(scales)
+        )
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        outputs = []
+        for index, critic in enumerate(self.critics):
+            if index:
+                pool = F.avg_pool1d if self.dims == 1 else F.avg_pool2d
+                x = pool(x, kernel_size=4, stride=2, padding=1, count_include_pad=False)
+            outputs.append(critic(x))
+        return outputs

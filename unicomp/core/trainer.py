@@ -1,0 +1,392 @@
+"""Three-phase GAN training: float latent, then soft, then hard quantization.
+
+* float: encoder → generator, the quantizer bypassed, so the autoencoder learns first;
+* soft: k-means places the centers on the encoder's outputs, then the forward pass uses
+  the nearest center while gradients follow the soft assignment (temperature annealed);
+* hard: nearest center forward, straight-through to the encoder; the centers still learn.
+
+Losses are LSGAN with a multi-scale PatchGAN critic, feature matching, and the
+modality's reconstruction distortion. The run checkpoints every N steps and at phase
+changes; the batch of a step is a pure function of (seed, step, rank), so ``resume``
+continues exactly. Launched by ``torchrun`` it trains with DDP over gloo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from unicomp.core.checkpoint import Model, load_state, save_model, save_state
+from unicomp.core.config import ModelConfig
+from unicomp.core.data import BatchSchedule, CropDataset
+from unicomp.core.entropy import EntropyTables
+from unicomp.core.losses import (
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from unicomp.core.quantizer import Mode, Quantizer
+from unicomp.errors import InputError
+from unicomp.modalities.base import Modality
+
+STATE_NAME = "state"
+LOG_NAME = "log.jsonl"
+KMEANS_BATCHES = 8
+
+
+class Autoencoder(nn.Module):
+    """Encoder, quantizer and generator as one module, so DDP syncs them together."""
+
+    def __init__(self, encoder: nn.Module, quantizer: Quantizer, generator: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.quantizer = quantizer
+        self.generator = generator
+
+    def forward(
+        self, x: torch.Tensor, mode: Mode
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x → (x̂, z, quantized z)."""
+        z = self.encoder(x)
+        quantized = self.quantizer(z, mode)
+        return self.generator(quantized), z, quantized
+
+
+@dataclass
+class StepReport:
+    """What one training step measured; also one line of the JSONL log."""
+
+    step: int
+    phase: str
+    losses: dict[str, float]
+    steps_per_second: float
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "step": self.step,
+                "phase": self.phase,
+                **self.losses,
+                "steps_per_second": round(self.steps_per_second, 4),
+            }
+        )
+
+
+@dataclass
+class Distributed:
+    """Rank and world size of this process (1 process when not under torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls) -> Distributed:
+        """Join the process group torchrun describes in the environment, if any."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+        return cls(dist.get_rank(), world_size)
+
+
+class Trainer:
+    """Trains one model of one modality; see the module docstring for the schedule."""
+
+    def __init__(
+        self,
+        modality: Modality,
+        config: ModelConfig,
+        dataset: CropDataset,
+        out_dir: Path,
+        distributed: Distributed | None = None,
+        card: dict[str, Any] | None = None,
+    ) -> None:
+        self.modality = modality
+        self.config = config
+        self.train_config = config.train
+        self.out_dir = out_dir
+        self.dist = distributed or Distributed()
+        self.card = card or {}
+        torch.manual_seed(self.train_config.seed)
+        encoder, generator, discriminator = modality.build_networks(config.network)
+        self.autoencoder = Autoencoder(encoder, Quantizer(config.quantizer), generator)
+        self.discriminator = discriminator
+        self.schedule = BatchSchedule(
+            dataset,
+            self.train_config.batch_size,
+            self.train_config.seed,
+            self.dist.rank,
+            self.dist.world_size,
+        )
+        betas = tuple(self.train_config.betas)
+        lr = self.train_config.learning_rate
+        self.optimizer_g = torch.optim.Adam(self.autoencoder.parameters(), lr=lr, betas=betas)
+        self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+        decay = _linear_decay_second_half(self.train_config.total_steps)
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, decay)
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, decay)
+        self.counts = torch.zeros(
+            self._latent_channels(dataset), config.quantizer.num_centers, dtype=torch.float64
+        )
+        self.step = 0
+        self.centers_initialised = False
+        if self.dist.active:
+            self.autoencoder_ddp: nn.Module = DistributedDataParallel(
+                self.autoencoder, find_unused_parameters=True
+            )
+            self.discriminator_ddp: nn.Module = DistributedDataParallel(self.discriminator)
+        else:
+            self.autoencoder_ddp = self.autoencoder
+            self.discriminator_ddp = self.discriminator
+
+    # -- public -----------------------------------------------------------------------
+
+    def resume(self) -> bool:
+        """Restore the latest training state from ``out_dir``; False when there is none."""
+        path = self.out_dir / STATE_NAME
+        if not path.with_suffix(".json").is_file():
+            return False
+        state = load_state(path)
+        self.autoencoder.load_state_dict(state["autoencoder"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.scheduler_g.load_state_dict(state["scheduler_g"])
+        self.scheduler_d.load_state_dict(state["scheduler_d"])
+        self.counts = state["counts"].clone()
+        self.step = int(state["step"])
+        self.centers_initialised = bool(state["centers_initialised"])
+        torch.set_rng_state(state["rng"])
+        return True
+
+    def run(
+        self, stop_at: int | None = None, on_step: Callable[[StepReport], None] | None = None
+    ) -> Path | None:
+        """Train to the end (or to ``stop_at``); return the exported model card on rank 0."""
+        end = (
+            self.train_config.total_steps
+            if stop_at is None
+            else min(stop_at, self.train_config.total_steps)
+        )
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        started, first_step = time.monotonic(), self.step
+        while self.step < end:
+            phase = self.train_config.phase_at(self.step)
+            if phase != "float" and not self.centers_initialised:
+                self._initialise_centers()
+                self.checkpoint()
+            if self.step in self._phase_starts():
+                self._reset_generator_moments()
+            if self.step == self.train_config.float_steps + self.train_config.soft_steps:
+                self.counts.zero_()  # hard-phase statistics replace the soft ones
+            losses = self._train_step(phase)
+            self.step += 1
+            rate = (self.step - first_step) / max(time.monotonic() - started, 1e-9)
+            report = StepReport(self.step, phase, losses, rate)
+            if self.dist.is_main and self.step % self.train_config.log_every == 0:
+                with (self.out_dir / LOG_NAME).open("a", encoding="utf-8") as log:
+                    log.write(report.as_json() + "\n")
+            if on_step is not None and self.dist.is_main:
+                on_step(report)
+            if (
+                self.step % self.train_config.checkpoint_every == 0
+                or self.step in self._phase_starts()
+            ):
+                self.checkpoint()
+        self.checkpoint()
+        if self.step >= self.train_config.total_steps and self.dist.is_main:
+            return save_model(self.model(), self.out_dir, self._card())
+        return None
+
+    def checkpoint(self) -> None:
+        """Save the full training state (rank 0) and the current model with its card."""
+        counts = self.counts.clone()
+        if self.dist.active:
+            dist.all_reduce(counts)
+        if not self.dist.is_main:
+            return
+        state = {
+            "step": self.step,
+            "centers_initialised": self.centers_initialised,
+            "autoencoder": self.autoencoder.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "scheduler_g": self.scheduler_g.state_dict(),
+            "scheduler_d": self.scheduler_d.state_dict(),
+            "counts": self.counts,
+            "rng": torch.get_rng_state(),
+        }
+        save_state(self.out_dir / STATE_NAME, state)
+        save_model(self.model(counts), self.out_dir, self._card())
+
+    def model(self, counts: torch.Tensor | None = None) -> Model:
+        """The current weights as a codec model, with tables from the index statistics."""
+        counts = self.counts if counts is None else counts
+        tables = (
+            EntropyTables.from_counts(counts)
+            if counts.sum() > 0
+            else EntropyTables.uniform(*counts.shape)
+        )
+        return Model(
+            self.config,
+            self.autoencoder.encoder,
+            self.autoencoder.generator,
+            self.autoencoder.quantizer,
+            tables,
+        )
+
+    # -- internals --------------------------------------------------------------------
+
+    def _train_step(self, phase: Mode) -> dict[str, float]:
+        settings = self.train_config
+        quantizer = self.autoencoder.quantizer
+        if phase == "soft":
+            progress = (self.step - settings.float_steps) / max(settings.soft_steps, 1)
+            quantizer.set_soft_progress(progress)
+        x = self.schedule.batch(self.step)
+        x_hat, z, quantized = self.autoencoder_ddp(x, phase)
+        reconstruction = self.modality.distortion(x_hat, x).mean()
+        losses = {"reconstruction": float(reconstruction)}
+        loss_g = settings.reconstruction_weight * reconstruction
+        if phase != "float":
+            # Straight-through gradients exert no pull towards the centers; without this
+            # term the encoder's outputs drift without bound (as in VQ-VAE).
+            commitment = ((z - quantized.detach()) ** 2).mean()
+            loss_g = loss_g + settings.commitment_weight * commitment
+            losses["commitment"] = float(commitment)
+            indices = quantizer.indices(z)
+            for channel in range(self.counts.shape[0]):
+                self.counts[channel] += torch.bincount(
+                    indices[:, channel].reshape(-1), minlength=self.counts.shape[1]
+                ).double()
+        if settings.adversarial_weight > 0 and self.step >= settings.adversarial_start:
+            loss_d = self._discriminator_step(x, x_hat.detach())
+            for parameter in self.discriminator.parameters():
+                parameter.requires_grad_(False)
+            outputs = self.discriminator(torch.cat([x, x_hat]))
+            for parameter in self.discriminator.parameters():
+                parameter.requires_grad_(True)
+            real, fake = _split_outputs(outputs, x.shape[0])
+            adversarial = generator_adversarial_loss(fake)
+            matching = feature_matching_loss(real, fake)
+            loss_g = (
+                loss_g
+                + settings.adversarial_weight * adversarial
+                + settings.feature_matching_weight * matching
+            )
+            losses.update(
+                discriminator=float(loss_d),
+                adversarial=float(adversarial),
+                feature_matching=float(matching),
+            )
+        self.optimizer_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optimizer_g.step()
+        self.scheduler_g.step()
+        self.scheduler_d.step()
+        losses["generator"] = float(loss_g)
+        return losses
+
+    def _discriminator_step(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        outputs = self.discriminator_ddp(torch.cat([x, x_hat]))
+        real, fake = _split_outputs(outputs, x.shape[0])
+        loss = discriminator_loss(real, fake)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_d.step()
+        return loss.detach()
+
+    def _phase_starts(self) -> tuple[int, int]:
+        settings = self.train_config
+        return settings.float_steps, settings.float_steps + settings.soft_steps
+
+    def _reset_generator_moments(self) -> None:
+        """Forget Adam's moment estimates when the phase changes the gradients' scale.
+
+        Quantization changes the size of the encoder's gradients by orders of magnitude;
+        second moments adapt over ~1/(1 - beta2) steps, so stale ones would turn the
+        first hard-phase steps into huge jumps that wreck the autoencoder.
+        """
+        self.optimizer_g.state.clear()
+
+    @torch.no_grad()
+    def _initialise_centers(self) -> None:
+        """k-means on encoder outputs of a few batches; rank 0 decides for everyone."""
+        samples = [
+            self.autoencoder.encoder(self.schedule.batch(self.step + i)).flatten()
+            for i in range(KMEANS_BATCHES)
+        ]
+        generator = torch.Generator().manual_seed(self.train_config.seed)
+        self.autoencoder.quantizer.fit_kmeans(torch.cat(samples), generator)
+        if self.dist.active:
+            dist.broadcast(self.autoencoder.quantizer.centers.data, src=0)
+        self.centers_initialised = True
+
+    def _latent_channels(self, dataset: CropDataset) -> int:
+        with torch.no_grad():
+            probe = dataset.sample(0, torch.Generator().manual_seed(0)).unsqueeze(0)
+            return int(self.autoencoder.encoder(probe).shape[1])
+
+    def _card(self) -> dict[str, Any]:
+        return {**self.card, "training": {**self.card.get("training", {}), "steps": self.step}}
+
+
+def train(
+    modality: Modality,
+    config: ModelConfig,
+    data_dir: Path,
+    out_dir: Path,
+    resume: bool = False,
+    stop_at: int | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+    card: dict[str, Any] | None = None,
+) -> Path | None:
+    """Train a model of ``modality`` on the files under ``data_dir`` into ``out_dir``."""
+    if config.modality != modality.name:
+        raise InputError(f"config is for modality {config.modality!r}, not {modality.name!r}")
+    distributed = Distributed.from_environment()
+    dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
+    description = {"data": {"folder": str(data_dir), "items": len(dataset)}}
+    trainer = Trainer(
+        modality, config, dataset, out_dir, distributed, card={**description, **(card or {})}
+    )
+    if resume:
+        trainer.resume()
+    return trainer.run(stop_at=stop_at, on_step=on_step)
+
+
+def _split_outputs(outputs: list[list[torch.Tensor]], count: int) -> tuple[list, list]:
+    real = [[feature[:count] for feature in scale] for scale in outputs]
+    fake = [[feature[count:] for feature in scale] for scale in outputs]
+    return real, fake
+
+
+def _linear_decay_second_half(total_steps: int) -> Callable[[int], float]:
+    half = total_steps / 2
+
+    def factor(step: int) -> float:
+        if step < half:
+            return 1.0
+        return max(0.0, (total_steps - step) / max(half, 1))
+
+    return factor

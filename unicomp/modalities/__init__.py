@@ -1,0 +1,1 @@
+"""Built-in modalities: each says how a file becomes a tensor and back."""
