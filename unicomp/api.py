@@ -48,7 +48,11 @@ def load_codec(
     rate: str | None = None,
     registry: Registry | None = None,
 ) -> Codec:
-    """A codec from a model name or path, or the default model of ``modality`` at ``rate``."""
+    """A codec from a model name or path, or the default model of ``modality`` at ``rate``.
+
+    The rate label is also the operating point the codec encodes at (see
+    ``ModelConfig.operating_points``); pass it to :meth:`Codec.encode`.
+    """
     registry = registry or get_registry()
     if model is None:
         if modality is None:
@@ -73,16 +77,16 @@ def compress(
     registry = registry or get_registry()
     source = _existing_file(path)
     target = Path(output) if output is not None else source.with_suffix(UCZ_SUFFIX)
+    modality = registry.modality_for(source)
     _check_distinct(source, target)
     check_output(target, overwrite)
-    modality = registry.modality_for(source)
     codec = load_codec(model, modality.name, rate, registry)
     if codec.modality.name != modality.name:
         raise InputError(
             f"model {codec.name!r} codes {codec.modality.name!r}, but {source} is {modality.name!r}"
         )
     signal = modality.load(source)
-    data, report = codec.encode(signal, admm_iterations, on_iteration)
+    data, report = codec.encode(signal, admm_iterations, rate, on_iteration)
     scores = modality.metrics(signal, codec.decode(data)) if metrics else None
     write_bytes_atomic(target, data, overwrite)
     return CompressResult(target, report, scores)

@@ -45,6 +45,8 @@ class Model:
     tables: EntropyTables
     card: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
+    #: Entropy tables fitted to each operating point's rate-constrained indices.
+    point_tables: dict[str, EntropyTables] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -84,6 +86,10 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
         "entropy": {
             "precision": PRECISION,
             "frequencies": [list(r) for r in model.tables.frequencies],
+            "operating_points": {
+                label: [list(r) for r in tables.frequencies]
+                for label, tables in model.point_tables.items()
+            },
         },
         "weights": {"file": weights_path.name, "sha256": model.sha256},
     }
@@ -139,6 +145,10 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
     try:
         config = ModelConfig.from_dict(card["config"])
         tables = EntropyTables.from_lists(card["entropy"].get("frequencies", []))
+        point_tables = {
+            str(label): EntropyTables.from_lists(rows)
+            for label, rows in dict(card["entropy"].get("operating_points", {})).items()
+        }
         state = load_file(str(weights_path))
         encoder, generator, _ = build_networks(config.network)
         quantizer = Quantizer(config.quantizer)
@@ -151,7 +161,7 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
         raise ModelError(f"model {card_path} cannot be loaded: {error}") from None
     encoder.eval()
     generator.eval()
-    return Model(config, encoder, generator, quantizer, tables, card, actual)
+    return Model(config, encoder, generator, quantizer, tables, card, actual, point_tables)
 
 
 def save_state(path: Path, state: Mapping[str, Any]) -> None:

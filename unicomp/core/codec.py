@@ -21,10 +21,11 @@ from unicomp.core import container, entropy
 from unicomp.core.admm import admm_search
 from unicomp.core.checkpoint import Model, load_model, read_card
 from unicomp.core.config import AdmmConfig
-from unicomp.errors import FormatError, ModelError
+from unicomp.errors import FormatError, ModelError, UsageError
 from unicomp.modalities.base import Modality
 
 MODEL_PATH_ENV = "UNICOMP_MODEL_PATH"
+CODER = "rans16"
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,15 @@ class Codec:
         self,
         signal: Any,
         admm_iterations: int | None = None,
+        operating_point: str | None = None,
         on_iteration: Callable[[int, int], None] | None = None,
     ) -> tuple[bytes, EncodeReport]:
         """Compress one signal; ``admm_iterations=0`` sends the hard-quantized encoder output."""
         started = time.monotonic()
         x, side_info = self.modality.analysis(signal)
-        search = self._search_config(admm_iterations)
+        search = self._search_config(admm_iterations, operating_point)
+        table_key = operating_point if operating_point in self.model.point_tables else None
+        tables = self._tables(table_key)
         with torch.no_grad():
             z0 = self.model.encoder(x.unsqueeze(0))
         callback = None
@@ -98,7 +102,7 @@ class Codec:
             z0,
             self.model.quantizer,
             search,
-            self.model.tables.bits(),
+            tables.bits(),
             callback,
         )
         indices = result.indices[0]
@@ -107,17 +111,18 @@ class Codec:
             model=self.model.name,
             weights_digest=self.model.digest,
             latent_shape=tuple(indices.shape),
+            coder=_coder_name(table_key),
             side_info=side_info,
         )
-        payload = entropy.encode(indices, self.model.tables)
+        payload = entropy.encode(indices, tables)
         data = container.pack(header, payload)
         total_bits = 8 * len(data)
         report = EncodeReport(
             total_bits=total_bits,
             header_bits=total_bits - 8 * len(payload),
             payload_bits=8 * len(payload),
-            estimated_bits=self.model.tables.estimate_bits(indices),
-            fixed_length_bits=self.model.tables.fixed_length_bits(indices.numel()),
+            estimated_bits=tables.estimate_bits(indices),
+            fixed_length_bits=tables.fixed_length_bits(indices.numel()),
             rate=self.modality.rate(total_bits, signal),
             rate_unit=self.modality.rate_unit,
             distortion=float(result.distortion[0]),
@@ -130,8 +135,8 @@ class Codec:
     def decode_indices(self, data: bytes) -> tuple[container.Header, torch.Tensor]:
         """Parse a file made by this model and entropy-decode its center indices."""
         header, payload = container.unpack(data)
-        self.check_header(header)
-        return header, entropy.decode(payload, header.latent_shape, self.model.tables)
+        tables = self.check_header(header)
+        return header, entropy.decode(payload, header.latent_shape, tables)
 
     def decode(self, data: bytes) -> Any:
         """Reconstruct the signal stored in ``data``."""
@@ -140,8 +145,8 @@ class Codec:
             x_hat = self.model.generator(self.model.quantizer.dequantize(indices).unsqueeze(0))
         return self.modality.synthesis(x_hat[0], header.side_info)
 
-    def check_header(self, header: container.Header) -> None:
-        """Refuse files of another modality or model before decoding anything."""
+    def check_header(self, header: container.Header) -> entropy.EntropyTables:
+        """Refuse files of another modality or model; return the tables that decode it."""
         if header.modality != self.modality.name:
             raise ModelError(
                 f"file holds {header.modality!r} data; model {self.name!r} "
@@ -153,21 +158,43 @@ class Codec:
                 f"({header.weights_digest.hex()}), not by {self.name!r} "
                 f"({self.model.digest.hex()})"
             )
-        if header.coder != "rans16":
-            raise FormatError(f"unknown entropy coder {header.coder!r}")
+        coder, _, point = header.coder.partition(":")
+        if coder != CODER or (point and point not in self.model.point_tables):
+            raise FormatError(f"unknown entropy coder {header.coder!r} for model {self.name!r}")
         if header.latent_shape[0] != self.model.tables.channels:
             raise FormatError(
                 f"latent shape {header.latent_shape} does not fit model "
                 f"{self.name!r} ({self.model.tables.channels} channels)"
             )
+        return self._tables(point or None)
 
-    def _search_config(self, iterations: int | None) -> AdmmConfig:
+    def _tables(self, operating_point: str | None) -> entropy.EntropyTables:
+        """Tables fitted to the operating point's indices, or the training statistics."""
+        if operating_point is None:
+            return self.model.tables
+        return self.model.point_tables[operating_point]
+
+    def _search_config(self, iterations: int | None, operating_point: str | None) -> AdmmConfig:
         search = self.model.config.admm
-        if iterations is None:
-            return search
-        if iterations < 0:
-            raise ValueError(f"ADMM iterations must be >= 0, got {iterations}")
-        return replace(search, iterations=iterations)
+        if operating_point is not None:
+            points = self.model.config.operating_points
+            if operating_point not in points:
+                known = ", ".join(sorted(points)) or "none"
+                raise UsageError(
+                    f"model {self.name!r} has no operating point {operating_point!r} "
+                    f"(known: {known})"
+                )
+            search = replace(search, rate_weight=points[operating_point])
+        if iterations is not None:
+            if iterations < 0:
+                raise UsageError(f"ADMM iterations must be >= 0, got {iterations}")
+            search = replace(search, iterations=iterations)
+        return search
+
+
+def _coder_name(operating_point: str | None) -> str:
+    """The header's coder field: rANS, plus the operating point whose tables it used."""
+    return CODER if operating_point is None else f"{CODER}:{operating_point}"
 
 
 def model_dirs(extra: list[Path]) -> list[Path]:
@@ -186,8 +213,7 @@ def resolve_model(name_or_path: str | os.PathLike[str], dirs: list[Path]) -> Pat
             return path.with_suffix(".json")
         raise ModelError(f"no model card {path.with_suffix('.json')} beside {path}")
     if path.is_dir():
-        cards = sorted(path.glob("*.json"))
-        cards = [c for c in cards if c.with_suffix(".safetensors").is_file()]
+        cards = _cards_in(path)
         if len(cards) != 1:
             raise ModelError(f"{path} holds {len(cards)} models; name one card")
         return cards[0]
@@ -204,7 +230,20 @@ def available_models(dirs: list[Path]) -> list[Path]:
     """Every model card in the search folders, first occurrence of a name wins."""
     seen: dict[str, Path] = {}
     for directory in model_dirs(dirs):
-        for card in sorted(directory.glob("*.json")):
-            if card.with_suffix(".safetensors").is_file():
-                seen.setdefault(card.stem, card)
+        for card in _cards_in(directory):
+            seen.setdefault(card.stem, card)
     return list(seen.values())
+
+
+def _cards_in(directory: Path) -> list[Path]:
+    """Model cards in a folder, skipping other JSON (such as a trainer's state file)."""
+    cards = []
+    for candidate in sorted(directory.glob("*.json")):
+        if not candidate.with_suffix(".safetensors").is_file():
+            continue
+        try:
+            read_card(candidate)
+        except ModelError:
+            continue
+        cards.append(candidate)
+    return cards

@@ -81,11 +81,17 @@ class TrainConfig:
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a model: networks, quantizer, search and training."""
+    """Everything needed to rebuild a model: networks, quantizer, search and training.
+
+    ``operating_points`` maps a rate label (``--rate 0.06bpp``) to the weight of the
+    rate term in the latent search: one model can serve several rates by trading
+    distortion for bits in its entropy-constrained projection.
+    """
 
     name: str
     modality: str
     network: dict[str, Any] = field(default_factory=dict)
+    operating_points: dict[str, float] = field(default_factory=dict)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     admm: AdmmConfig = field(default_factory=AdmmConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -105,8 +111,8 @@ def merge(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
     for key, value in overrides.items():
         if key in ("name", "modality"):
             setattr(result, key, str(value))
-        elif key == "network":
-            result.network = {**result.network, **dict(value)}
+        elif key in ("network", "operating_points"):
+            setattr(result, key, {**getattr(result, key), **dict(value)})
         elif key in ("quantizer", "admm", "train"):
             setattr(result, key, _replace_fields(getattr(result, key), value, key))
         else:

@@ -99,6 +99,15 @@ class EntropyTables:
         return cdfs, sizes, offsets
 
 
+def count_indices(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:
+    """Per-channel symbol counts (channels, K) of a batch of indices (batch, channels, ...)."""
+    channels = indices.shape[1]
+    flat = indices.transpose(0, 1).reshape(channels, -1)
+    offsets = torch.arange(channels).unsqueeze(1) * num_symbols
+    counts = torch.bincount((flat + offsets).reshape(-1), minlength=channels * num_symbols)
+    return counts.reshape(channels, num_symbols).double()
+
+
 def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
     """rANS-code an index tensor of shape (channels, ...) into a byte string."""
     symbols, channel_of = _flatten(indices, tables)
@@ -140,9 +149,9 @@ def _flatten(indices: torch.Tensor, tables: EntropyTables) -> tuple[np.ndarray, 
 def _quantize_pmf(counts: Sequence[float]) -> tuple[int, ...]:
     """Integer frequencies summing to 2**16, each >= 1, close to ``counts`` in proportion.
 
-    Starts from the floor of the ideal share and hands out (or takes back) the remainder
-    one unit at a time where the ideal share is furthest off; ties go to the lower index,
-    so the result depends only on the counts.
+    Starts from the floor of the ideal share, then hands out (or takes back) the
+    remainder one unit at a time where that changes the expected code length the least;
+    ties go to the lower index, so the result depends only on the counts.
     """
     total = float(sum(counts))
     if total <= 0:
@@ -150,14 +159,13 @@ def _quantize_pmf(counts: Sequence[float]) -> tuple[int, ...]:
     ideal = [TOTAL * c / total for c in counts]
     freq = [max(1, math.floor(v)) for v in ideal]
     excess = sum(freq) - TOTAL
-    while excess != 0:
-        if excess < 0:
-            k = max(range(len(freq)), key=lambda i: ideal[i] - freq[i])
-            freq[k] += 1
-            excess += 1
-        else:
-            candidates = [i for i in range(len(freq)) if freq[i] > 1]
-            k = max(candidates, key=lambda i: freq[i] - ideal[i])
-            freq[k] -= 1
-            excess -= 1
+    while excess < 0:
+        k = max(range(len(freq)), key=lambda i: ideal[i] * math.log((freq[i] + 1) / freq[i]))
+        freq[k] += 1
+        excess += 1
+    while excess > 0:
+        candidates = [i for i in range(len(freq)) if freq[i] > 1]
+        k = min(candidates, key=lambda i: ideal[i] * math.log(freq[i] / (freq[i] - 1)))
+        freq[k] -= 1
+        excess -= 1
     return tuple(freq)

@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from unicomp.core.checkpoint import Model, load_state, save_model, save_state
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import BatchSchedule, CropDataset
-from unicomp.core.entropy import EntropyTables
+from unicomp.core.entropy import EntropyTables, count_indices
 from unicomp.core.losses import (
     discriminator_loss,
     feature_matching_loss,
@@ -141,9 +141,6 @@ class Trainer:
         lr = self.train_config.learning_rate
         self.optimizer_g = torch.optim.Adam(self.autoencoder.parameters(), lr=lr, betas=betas)
         self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
-        decay = _linear_decay_second_half(self.train_config.total_steps)
-        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, decay)
-        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, decay)
         self.counts = torch.zeros(
             self._latent_channels(dataset), config.quantizer.num_centers, dtype=torch.float64
         )
@@ -170,8 +167,6 @@ class Trainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.optimizer_g.load_state_dict(state["optimizer_g"])
         self.optimizer_d.load_state_dict(state["optimizer_d"])
-        self.scheduler_g.load_state_dict(state["scheduler_g"])
-        self.scheduler_d.load_state_dict(state["scheduler_d"])
         self.counts = state["counts"].clone()
         self.step = int(state["step"])
         self.centers_initialised = bool(state["centers_initialised"])
@@ -231,8 +226,6 @@ class Trainer:
             "discriminator": self.discriminator.state_dict(),
             "optimizer_g": self.optimizer_g.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
-            "scheduler_g": self.scheduler_g.state_dict(),
-            "scheduler_d": self.scheduler_d.state_dict(),
             "counts": self.counts,
             "rng": torch.get_rng_state(),
         }
@@ -263,22 +256,19 @@ class Trainer:
         if phase == "soft":
             progress = (self.step - settings.float_steps) / max(settings.soft_steps, 1)
             quantizer.set_soft_progress(progress)
+        self._set_learning_rate()
         x = self.schedule.batch(self.step)
         x_hat, z, quantized = self.autoencoder_ddp(x, phase)
         reconstruction = self.modality.distortion(x_hat, x).mean()
-        losses = {"reconstruction": float(reconstruction)}
+        losses = {"reconstruction": float(reconstruction.detach())}
         loss_g = settings.reconstruction_weight * reconstruction
         if phase != "float":
             # Straight-through gradients exert no pull towards the centers; without this
             # term the encoder's outputs drift without bound (as in VQ-VAE).
             commitment = ((z - quantized.detach()) ** 2).mean()
             loss_g = loss_g + settings.commitment_weight * commitment
-            losses["commitment"] = float(commitment)
-            indices = quantizer.indices(z)
-            for channel in range(self.counts.shape[0]):
-                self.counts[channel] += torch.bincount(
-                    indices[:, channel].reshape(-1), minlength=self.counts.shape[1]
-                ).double()
+            losses["commitment"] = float(commitment.detach())
+            self.counts += count_indices(quantizer.indices(z), self.counts.shape[1])
         if settings.adversarial_weight > 0 and self.step >= settings.adversarial_start:
             loss_d = self._discriminator_step(x, x_hat.detach())
             for parameter in self.discriminator.parameters():
@@ -296,15 +286,13 @@ class Trainer:
             )
             losses.update(
                 discriminator=float(loss_d),
-                adversarial=float(adversarial),
-                feature_matching=float(matching),
+                adversarial=float(adversarial.detach()),
+                feature_matching=float(matching.detach()),
             )
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.optimizer_g.step()
-        self.scheduler_g.step()
-        self.scheduler_d.step()
-        losses["generator"] = float(loss_g)
+        losses["generator"] = float(loss_g.detach())
         return losses
 
     def _discriminator_step(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -315,6 +303,18 @@ class Trainer:
         loss.backward()
         self.optimizer_d.step()
         return loss.detach()
+
+    def _set_learning_rate(self) -> None:
+        """Constant, then linear decay to zero over the second half of all steps.
+
+        A pure function of the step, so there is no scheduler state to checkpoint.
+        """
+        total = self.train_config.total_steps
+        half = total / 2
+        factor = 1.0 if self.step < half else max(0.0, (total - self.step) / max(half, 1))
+        for optimizer in (self.optimizer_g, self.optimizer_d):
+            for group in optimizer.param_groups:
+                group["lr"] = self.train_config.learning_rate * factor
 
     def _phase_starts(self) -> tuple[int, int]:
         settings = self.train_config
@@ -379,14 +379,3 @@ def _split_outputs(outputs: list[list[torch.Tensor]], count: int) -> tuple[list,
     real = [[feature[:count] for feature in scale] for scale in outputs]
     fake = [[feature[count:] for feature in scale] for scale in outputs]
     return real, fake
-
-
-def _linear_decay_second_half(total_steps: int) -> Callable[[int], float]:
-    half = total_steps / 2
-
-    def factor(step: int) -> float:
-        if step < half:
-            return 1.0
-        return max(0.0, (total_steps - step) / max(half, 1))
-
-    return factor

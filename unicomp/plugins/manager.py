@@ -30,7 +30,9 @@ BLOCKLIST_ENV = "UNICOMP_DISABLE_PLUGINS"
 BUILTIN = "built-in"
 
 #: Modules registered as built-in plugins, in this order.
-BUILTIN_PLUGINS: tuple[str, ...] = ("unicomp.weights",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "unicomp.weights",
+)
 
 
 @dataclass
@@ -91,7 +93,8 @@ def build_plugin_manager(
         manager.register(importlib.import_module(module_name), name=module_name)
         infos.append(PluginInfo(module_name, BUILTIN))
     for plugin in extra_plugins:
-        name = manager.register(plugin) or repr(plugin)
+        name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+        manager.register(plugin, name=name)
         infos.append(PluginInfo(name, "registered directly"))
     if autoload is None:
         autoload = not os.environ.get(AUTOLOAD_ENV)

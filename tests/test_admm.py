@@ -1,0 +1,128 @@
+"""The ADMM latent search against its two ablations, on a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from unicomp.core.admm import admm_search, backprop_then_project, project
+from unicomp.core.checkpoint import load_model
+from unicomp.core.config import AdmmConfig
+from unicomp.core.rate_control import bits_per_element, find_operating_point
+
+
+@pytest.fixture(scope="module")
+def searched(sensor, sensor_model: Path, sensor_data: Path):
+    model = load_model(sensor_model, sensor.build_networks)
+    files = sorted(sensor_data.glob("*.csv"))[:4]
+    x = torch.stack([sensor.analysis(sensor.load(f))[0] for f in files])
+    with torch.no_grad():
+        z0 = model.encoder(x)
+    return model, x, z0
+
+
+def test_admm_beats_encoder_output_and_backprop_then_projection(sensor, searched) -> None:
+    model, x, z0 = searched
+    config = AdmmConfig(iterations=30, inner_steps=4, patience=1000)
+    encoder_only = admm_search(
+        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=0)
+    )
+    admm = admm_search(model.generator, sensor.distortion, x, z0, model.quantizer, config)
+    naive = backprop_then_project(
+        model.generator,
+        sensor.distortion,
+        x,
+        z0,
+        model.quantizer,
+        steps=config.iterations * config.inner_steps,
+        learning_rate=config.learning_rate,
+    )
+    d_encoder = float(encoder_only.distortion.mean())
+    d_admm = float(admm.distortion.mean())
+    d_naive = float(naive.distortion.mean())
+    print(
+        f"\nMSE encoder-only {d_encoder:.5f}  backprop+projection {d_naive:.5f}  ADMM {d_admm:.5f}"
+    )
+    assert d_admm < 0.9 * d_encoder
+    assert d_admm < 0.95 * d_naive
+    # Every transmitted value sits on a center and is scored on exactly those centers.
+    decoded = model.generator(model.quantizer.dequantize(admm.indices))
+    assert torch.allclose(sensor.distortion(decoded, x), admm.distortion, rtol=1e-4)
+
+
+def test_search_never_returns_worse_than_the_encoder_output(sensor, searched) -> None:
+    model, x, z0 = searched
+    start = admm_search(
+        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=0)
+    )
+    for rho in (1e-3, 0.2, 50.0):
+        result = admm_search(
+            model.generator,
+            sensor.distortion,
+            x,
+            z0,
+            model.quantizer,
+            AdmmConfig(iterations=5, rho=rho),
+        )
+        assert (result.distortion <= start.distortion).all()
+
+
+def test_rate_weight_trades_distortion_for_bits(sensor, searched) -> None:
+    model, x, z0 = searched
+    centers = model.quantizer.centers.detach()
+    free_rate = bits_per_element([z0], centers, model.tables, 0.0)
+    weight, tables = find_operating_point([z0], centers, model.tables, 0.5 * free_rate)
+    assert bits_per_element([z0], centers, tables, weight) == pytest.approx(
+        0.5 * free_rate, rel=0.1
+    )
+
+    def search(rate_weight: float, point_tables):
+        config = AdmmConfig(iterations=10, rate_weight=rate_weight)
+        result = admm_search(
+            model.generator, sensor.distortion, x, z0, model.quantizer, config, point_tables.bits()
+        )
+        cost = sum(point_tables.estimate_bits(item) for item in result.indices)
+        return cost / z0.numel(), float(result.distortion.mean())
+
+    rate_free, distortion_free = search(0.0, model.tables)
+    rate_half, distortion_half = search(weight, tables)
+    assert rate_half < 0.6 * rate_free
+    assert distortion_half > distortion_free
+
+
+def test_zero_iterations_is_plain_projection(sensor, searched) -> None:
+    model, x, z0 = searched
+    result = admm_search(
+        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=0)
+    )
+    assert torch.equal(result.indices, project(z0, model.quantizer.centers.detach()))
+    assert result.iterations == 0
+
+
+def test_time_budget_stops_the_search(sensor, searched) -> None:
+    model, x, z0 = searched
+    result = admm_search(
+        model.generator,
+        sensor.distortion,
+        x,
+        z0,
+        model.quantizer,
+        AdmmConfig(iterations=10_000, patience=10_000, time_budget=0.0),
+    )
+    assert result.iterations == 1
+
+
+def test_generator_is_left_as_it_was(sensor, searched) -> None:
+    model, x, z0 = searched
+    model.generator.train()
+    before = {k: v.clone() for k, v in model.generator.state_dict().items()}
+    admm_search(
+        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=3)
+    )
+    assert model.generator.training
+    assert all(p.requires_grad for p in model.generator.parameters())
+    after = model.generator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    model.generator.eval()

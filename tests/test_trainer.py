@@ -1,0 +1,87 @@
+"""The three-phase trainer: phases, checkpoints, exact resume, and DDP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import tiny_config
+
+from unicomp.core.checkpoint import load_model, load_state, read_card
+from unicomp.core.trainer import LOG_NAME, STATE_NAME, train
+
+SHORT = {
+    "float_steps": 8,
+    "soft_steps": 8,
+    "hard_steps": 8,
+    "adversarial_start": 4,
+    "checkpoint_every": 5,
+    "log_every": 1,
+    "batch_size": 4,
+}
+
+
+def test_a_full_run_exports_a_model_with_centers_and_tables(sensor, sensor_model: Path) -> None:
+    card = read_card(sensor_model)
+    model = load_model(sensor_model, sensor.build_networks)
+    assert card["training"]["steps"] == tiny_config(sensor).train.total_steps
+    assert card["centers"] == [float(c) for c in model.quantizer.centers.detach()]
+    # k-means spread the centers over the latent range; the tables reflect real usage.
+    assert len(set(card["centers"])) == model.quantizer.num_centers
+    assert (
+        model.tables.frequencies
+        != type(model.tables).uniform(model.tables.channels, model.tables.num_symbols).frequencies
+    )
+
+
+def test_phases_losses_and_checkpoints_are_logged(
+    sensor, sensor_data: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(sensor, **SHORT)
+    train(sensor, config, sensor_data, tmp_path)
+    lines = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
+    assert [line["phase"] for line in lines] == ["float"] * 8 + ["soft"] * 8 + ["hard"] * 8
+    assert all("commitment" in line for line in lines if line["phase"] != "float")
+    assert all("discriminator" in line for line in lines if line["step"] > 4)
+    assert load_state(tmp_path / STATE_NAME)["step"] == 24
+
+
+def test_resume_continues_exactly(sensor, sensor_data: Path, tmp_path: Path) -> None:
+    config = tiny_config(sensor, **SHORT)
+    straight = train(sensor, config, sensor_data, tmp_path / "straight")
+    assert train(sensor, config, sensor_data, tmp_path / "split", stop_at=11) is None
+    assert load_state(tmp_path / "split" / STATE_NAME)["step"] == 11
+    resumed = train(sensor, config, sensor_data, tmp_path / "split", resume=True)
+    assert read_card(resumed)["weights"]["sha256"] == read_card(straight)["weights"]["sha256"]
+    assert read_card(resumed)["entropy"] == read_card(straight)["entropy"]
+
+
+def test_two_process_ddp_training_keeps_replicas_identical(
+    sensor_data: Path, tmp_path: Path
+) -> None:
+    worker = Path(__file__).with_name("ddp_worker.py")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(worker),
+            str(sensor_data),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = (tmp_path / "rank0.txt").read_text().split()
+    rank1 = (tmp_path / "rank1.txt").read_text().split()
+    assert rank0[0] == rank1[0] == "2"
+    assert rank0[1] == rank1[1]  # identical weights after DDP training
+    assert rank0[2] != rank1[2]  # but each rank saw its own share of the data
+    assert (tmp_path / "sensor-default.json").is_file()  # rank 0 exported the model
