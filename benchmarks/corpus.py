@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -54,6 +53,9 @@ from pathlib import Path
 
 import soundfile as sf
 from PIL import Image
+
+from unicomp.atomic import write_bytes_atomic
+from unicomp.core.checkpoint import sha256_file
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -158,21 +160,10 @@ def require_tools(names: Iterable[str]) -> None:
             raise CorpusError(f"{name} not found on PATH" + (f" (needs {hint})" if hint else ""))
 
 
-def sha256_of(path: Path) -> str:
-    """Hash in chunks so large files don't need to fit in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_atomic(dest: Path, data: bytes) -> None:
     """Write via a temporary name so an interrupted run never leaves a half file behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, dest)
+    write_bytes_atomic(dest, data, overwrite=True)
 
 
 # --------------------------------------------------------------------------- Debian
@@ -507,7 +498,7 @@ def make_entry(
         package=pkg.package,
         version=pkg.version,
         licence=pkg.licence,
-        sha256=sha256_of(out / rel),
+        sha256=sha256_file(out / rel),
         origin=origin,
         info=info,
     )

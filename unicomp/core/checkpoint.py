@@ -74,7 +74,7 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
     weights_path = directory / f"{model.name}.safetensors"
     with atomic_output(weights_path, overwrite=True) as temporary:
         save_file(model_state(model.encoder, model.generator, model.quantizer), str(temporary))
-        model.sha256 = _sha256(temporary)
+        model.sha256 = sha256_file(temporary)
     card = {
         **model.card,
         **(card_extra or {}),
@@ -139,7 +139,7 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
     weights_path = card_path.parent / card["weights"]["file"]
     if not weights_path.is_file():
         raise ModelError(f"weights {weights_path} named by {card_path.name} are missing")
-    actual = _sha256(weights_path)
+    actual = sha256_file(weights_path)
     if actual != card["weights"]["sha256"]:
         raise ModelError(f"weights {weights_path} do not match the sha256 in {card_path.name}")
     try:
@@ -214,7 +214,8 @@ def _load_prefixed(module: nn.Module, state: Mapping[str, torch.Tensor], prefix:
     module.load_state_dict(own, strict=True)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks so large files need not fit in memory."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
