@@ -9,17 +9,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from unicomp import __version__
 from unicomp.errors import UnicompError
 
+if TYPE_CHECKING:
+    from unicomp.bench.report import BenchReport
+
 EXIT_INTERNAL = 70
+#: Table cells up to this long (numbers, names) keep their width in narrow terminals.
+SHORT_CELL = 24
 
 app = typer.Typer(
     name="unicomp",
@@ -262,6 +268,95 @@ def train(
         )
     if card_path is not None and not quiet:
         out.print(f"model written to {card_path}", highlight=False)
+
+
+@app.command()
+def bench(
+    modality: Annotated[str, typer.Option(help="Modality to benchmark (see `unicomp plugins`).")],
+    data: Annotated[Path, typer.Option(help="Folder of signals to code.")],
+    codecs: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated codecs (default: unicomp and every baseline)."),
+    ] = None,
+    model: ModelOption = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for JSON, CSV, plots and resumable records.")
+    ] = Path("results"),
+    anchor: Annotated[
+        str | None, typer.Option(help="Codec the BD metrics compare against (default: first).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Skip what --out already measured.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Discard earlier results.")] = False,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+) -> None:
+    """Rate-distortion and speed of unicomp against baseline codecs; Ctrl-C keeps results."""
+    from unicomp.bench.export import summary_json
+    from unicomp.bench.run import run_bench
+
+    names = [name.strip() for name in codecs.split(",") if name.strip()] if codecs else None
+    with _progress(quiet or as_json) as progress:
+        task = progress.add_task("bench", total=None)
+
+        def advance(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, description=what)
+
+        report = run_bench(
+            modality,
+            data,
+            out_dir,
+            codecs=names,
+            model=model,
+            anchor=anchor,
+            resume=resume,
+            overwrite=force,
+            on_progress=advance,
+        )
+    if as_json:
+        out.print_json(data=summary_json(report))
+    elif not quiet:
+        _render_bench(report, anchor)
+    if report.interrupted:
+        err.print(
+            f"interrupted: {len(report.records)} measurements kept in {out_dir}; "
+            "rerun with --resume to finish",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _render_bench(report: BenchReport, wanted_anchor: str | None) -> None:
+    from unicomp.bench.tables import bd_table, results_table
+
+    title = f"{report.modality}: {len(report.items)} items"
+    out.print(_rich_table(results_table(report.curves, report.rate_unit, report.metrics), title))
+    if report.anchor is not None and report.bd:
+        out.print(_rich_table(bd_table(report.bd, report.anchor), "Bjøntegaard deltas"))
+    elif wanted_anchor is not None:
+        out.print(f"no BD metrics: anchor {wanted_anchor} has no results", highlight=False)
+    for name, reason in report.unavailable.items():
+        out.print(Text.assemble((f"skipped {name}: ", "yellow"), reason))
+    for curve in report.curves:
+        if curve.failures:
+            count = f"{curve.codec} failed {len(curve.failures)} time(s)"
+            out.print(Text.assemble((count, "red"), f", first: {curve.failures[0]}"))
+    out.print(
+        f"{report.measured} measured, {report.resumed} resumed; "
+        f"{len(report.outputs)} files written to {report.outputs[0].parent}",
+        highlight=False,
+    )
+
+
+def _rich_table(table: tuple[list[str], list[list[str]]], title: str) -> Table:
+    headers, rows = table
+    rendered = Table(title=title)
+    for index, header in enumerate(headers):  # short cells (numbers) are never cut
+        widest = max((len(row[index]) for row in rows), default=0)
+        short = widest <= SHORT_CELL
+        rendered.add_column(header, min_width=widest if short else None, no_wrap=short)
+    for row in rows:
+        rendered.add_row(*row)
+    return rendered
 
 
 def _progress(disabled: bool) -> Progress:

@@ -6,6 +6,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from unicomp.errors import UnicompError
+
+#: A point of a rate sweep: a number (JPEG quality, Opus kbit/s) or a label ("700C").
+Quality = float | str
+
+
+class BaselineError(UnicompError):
+    """A baseline failed on one signal (its tool crashed, the input does not fit it).
+
+    The bench records the message for that item and carries on with the others.
+    """
+
 
 @runtime_checkable
 class Baseline(Protocol):
@@ -15,10 +27,19 @@ class Baseline(Protocol):
     name: str
     #: Name of the modality whose signals it codes.
     modality: str
+    #: One line for reports and the JSON ``description``: implementation and version.
+    description: str
     #: The quality settings a rate sweep runs over, from lowest to highest rate.
-    qualities: Sequence[float]
+    qualities: Sequence[Quality]
 
-    def encode(self, signal: Any, quality: float) -> bytes:
+    def unavailable(self) -> str | None:
+        """Why the codec cannot run here (a missing tool or checkpoint), or None.
+
+        The bench skips an unavailable codec and prints this reason instead of failing.
+        """
+        ...
+
+    def encode(self, signal: Any, quality: Quality) -> bytes:
         """The complete bitstream for ``signal``: its length is the rate that is reported."""
         ...
 

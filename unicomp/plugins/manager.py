@@ -32,6 +32,9 @@ BUILTIN = "built-in"
 #: Modules registered as built-in plugins, in this order.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "unicomp.weights",
+    "unicomp.modalities.speech.plugin",
+    "unicomp.modalities.image.plugin",
+    "unicomp.plugins.baselines",
 )
 
 

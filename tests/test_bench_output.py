@@ -1,0 +1,141 @@
+"""The files a bench run writes: CompressAI's JSON layout (its own plot tool reads it),
+CSVs with every measurement, plots, and a Markdown summary; and the records file that
+makes a run resumable."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from unicomp.bench.export import write_outputs
+from unicomp.bench.records import Record, RecordStore
+from unicomp.bench.report import BenchReport
+from unicomp.bench.summary import bd_against, summarize
+from unicomp.errors import UsageError
+
+QUALITIES = (10, 50, 90)
+
+
+def records(codec: str, gain: float) -> list[Record]:
+    """Two items at three settings; ``gain`` dB better than a made-up baseline."""
+    return [
+        Record(
+            codec=codec,
+            description=f"{codec} for tests",
+            item=item,
+            quality=quality,
+            bits=int(8000 * quality / 10),
+            rate=0.1 * quality / 10 * (1 + index),
+            metrics={"psnr": 25 + gain + quality / 10 + index, "ms_ssim": 0.9 + quality / 1000},
+            encode_seconds=0.01,
+            decode_seconds=0.002,
+            encode_peak_bytes=3 * 1024 * 1024,
+            decode_peak_bytes=None,
+        )
+        for index, item in enumerate(("a.png", "b.png"))
+        for quality in QUALITIES
+    ]
+
+
+@pytest.fixture()
+def report() -> BenchReport:
+    done = records("jpeg", 0.0) + records("webp", 1.5)
+    done.append(Record("webp", "webp for tests", "c.png", 10, error="BaselineError: boom"))
+    curves = [summarize(done, c, f"{c} for tests", QUALITIES) for c in ("jpeg", "webp")]
+    return BenchReport(
+        modality="image",
+        rate_unit="bpp",
+        metrics=["psnr", "ms_ssim"],
+        items=["a.png", "b.png", "c.png"],
+        records=done,
+        curves=curves,
+        unavailable={"avif": "this Pillow was built without avif support"},
+        anchor="jpeg",
+        bd=bd_against(curves[0], curves, ["psnr", "ms_ssim"]),
+    )
+
+
+def test_json_is_in_compressai_layout_and_its_plot_tool_reads_it(
+    report: BenchReport, tmp_path: Path
+) -> None:
+    from compressai.utils.plot.__main__ import parse_json_file
+
+    write_outputs(report, tmp_path)
+    data = json.loads((tmp_path / "image-webp.json").read_text())
+    assert data["name"] == "webp" and data["description"] == "webp for tests"
+    results = data["results"]
+    assert results["quality"] == list(QUALITIES)
+    assert results["bpp"] == pytest.approx([0.15, 0.75, 1.35])
+    assert results["psnr"] == pytest.approx([28.0, 32.0, 36.0])
+    for key in ("ms-ssim", "encoding_time", "decoding_time", "encoding_peak_mb"):
+        assert len(results[key]) == len(QUALITIES)
+    plotted = parse_json_file(tmp_path / "image-webp.json", "psnr")
+    assert plotted["name"] == "webp" and plotted["ys"] == results["psnr"]
+    assert parse_json_file(tmp_path / "image-webp.json", "ms-ssim")["xs"] == results["bpp"]
+
+
+def test_csv_has_every_measurement_and_the_means(report: BenchReport, tmp_path: Path) -> None:
+    write_outputs(report, tmp_path)
+    with (tmp_path / "image-items.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 13
+    assert rows[-1]["error"] == "BaselineError: boom" and rows[-1]["psnr"] == ""
+    with (tmp_path / "image-mean.csv").open() as stream:
+        means = list(csv.DictReader(stream))
+    assert [(m["codec"], m["quality"], m["items"]) for m in means][:2] == [
+        ("jpeg", "10", "2"),
+        ("jpeg", "50", "2"),
+    ]
+
+
+def test_plots_and_summary_are_written(report: BenchReport, tmp_path: Path) -> None:
+    outputs = write_outputs(report, tmp_path)
+    for name in ("image-psnr.png", "image-ms_ssim.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+    summary = (tmp_path / "image-summary.md").read_text()
+    assert "| webp | 10 | 2 | 0.15 | 28 | 0.91 |" in summary
+    assert "BD-rate vs jpeg" in summary
+    assert "- avif: this Pillow was built without avif support" in summary
+    assert "- webp: c.png at 10: BaselineError: boom" in summary
+    data = json.loads((tmp_path / "image-summary.json").read_text())
+    assert data["failures"] == {"webp": ["c.png at 10: BaselineError: boom"]}
+    assert set(outputs) == set(tmp_path.iterdir())
+
+
+def test_bd_metrics_of_a_uniformly_better_curve_are_negative_rate_positive_quality(
+    report: BenchReport,
+) -> None:
+    psnr = next(r for r in report.bd if r.metric == "psnr")
+    assert psnr.codec == "webp" and psnr.note is None
+    assert psnr.rate_change is not None and psnr.rate_change < 0
+    assert psnr.quality_change == pytest.approx(1.5)
+
+
+def test_records_survive_a_round_trip_with_nan_as_null(tmp_path: Path) -> None:
+    store = RecordStore.open(tmp_path / "r.jsonl", resume=False, overwrite=False)
+    record = Record("opus", "d", "x.wav", 6, 80, 6.1, {"pesq_wb": math.nan, "stoi": 0.9})
+    store.append(record)
+    assert "NaN" not in (tmp_path / "r.jsonl").read_text()
+    (loaded,) = store.load()
+    assert loaded.key == record.key and math.isnan(loaded.metrics["pesq_wb"])
+
+
+def test_a_line_cut_short_by_a_crash_is_dropped(tmp_path: Path) -> None:
+    store = RecordStore.open(tmp_path / "r.jsonl", resume=False, overwrite=False)
+    store.append(Record("jpeg", "d", "a.png", 10, 8, 0.1))
+    with (tmp_path / "r.jsonl").open("a") as stream:
+        stream.write('{"codec": "jp')
+    assert [r.item for r in store.load()] == ["a.png"]
+
+
+def test_earlier_results_are_kept_only_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    RecordStore.open(path, resume=False, overwrite=False).append(Record("j", "d", "a", 1))
+    with pytest.raises(UsageError, match="--resume"):
+        RecordStore.open(path, resume=False, overwrite=False)
+    assert len(RecordStore.open(path, resume=True, overwrite=False).load()) == 1
+    assert RecordStore.open(path, resume=False, overwrite=True).load() == []

@@ -1,0 +1,196 @@
+"""``unicomp bench`` end to end on two tiny images and two short clips: every codec runs
+its whole sweep on every item, a trained unicomp model is swept like a baseline, what
+cannot run is reported with the reason, and Ctrl-C keeps what is done for ``--resume``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import write_csv
+from PIL import Image
+from typer.testing import CliRunner
+from unicomp_sensor.modality import SensorModality
+
+from unicomp.bench.run import run_bench
+from unicomp.cli import app
+from unicomp.core.checkpoint import Model, save_model
+from unicomp.core.config import merge
+from unicomp.core.entropy import EntropyTables
+from unicomp.core.quantizer import Quantizer
+from unicomp.errors import UsageError
+from unicomp.plugins.manager import Registry
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A colour and a grey photo-like image: smooth shading, texture and noise."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:64]
+    shade = 120 + 60 * np.sin(x / 9.0) * np.cos(y / 7.0) + rng.normal(0, 6, (48, 64))
+    colour = np.stack([shade, shade[::-1], 255 - shade], axis=2)
+    Image.fromarray(np.clip(colour, 0, 255).astype(np.uint8)).save(folder / "colour.png")
+    Image.fromarray(np.clip(shade, 0, 255).astype(np.uint8)).save(folder / "grey.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One second of voiced, syllable-like sound at 16 kHz and at 8 kHz."""
+    folder = tmp_path_factory.mktemp("clips")
+    for name, rate in (("wide.wav", 16000), ("narrow.wav", 8000)):
+        t = np.arange(rate) / rate
+        pitch = 2 * np.pi * np.cumsum(120 + 40 * t) / rate
+        voice = sum(np.sin(k * pitch) / k for k in range(1, 20))
+        envelope = np.clip(np.sin(2 * np.pi * 3 * t), 0, None) ** 0.5
+        sf.write(folder / name, 0.1 * envelope * voice, rate)
+    return folder
+
+
+def test_jpeg_and_webp_run_their_whole_sweep_on_every_image(
+    registry: Registry, photos: Path, tmp_path: Path
+) -> None:
+    report = run_bench("image", photos, tmp_path, codecs=["jpeg", "webp"], registry=registry)
+    assert report.items == ["colour.png", "grey.png"] and not report.unavailable
+    for curve in report.curves:
+        baseline = registry.baselines[curve.codec]
+        assert not curve.failures
+        assert [p.quality for p in curve.points] == list(baseline.qualities)
+        assert all(p.items == 2 and p.rate > 0 for p in curve.points)
+        lowest, highest = curve.points[0], curve.points[-1]
+        assert highest.rate > lowest.rate
+        assert highest.metrics["psnr"] > lowest.metrics["psnr"]
+    assert report.measured == 2 * (9 + 8)
+    assert report.anchor == "jpeg" and {r.metric for r in report.bd} == {"psnr", "ms_ssim"}
+    assert json.loads((tmp_path / "image-webp.json").read_text())["name"] == "webp"
+
+
+def test_codec2_runs_every_mode_on_every_clip_with_rates_from_the_file_size(
+    registry: Registry, clips: Path, tmp_path: Path
+) -> None:
+    reason = registry.baselines["codec2"].unavailable()
+    if reason is not None:
+        pytest.skip(f"codec2 cannot run here: {reason}")
+    report = run_bench("speech", clips, tmp_path, codecs=["codec2"], registry=registry)
+    (curve,) = report.curves
+    assert not curve.failures
+    rates = {p.quality: p.rate for p in curve.points}
+    # 3200 bit/s in 8-byte frames, plus the 7-byte header over one second
+    assert rates["3200"] == pytest.approx(3.2 + 7 * 8 / 1000, rel=0.05)
+    assert rates["700C"] < rates["1200"] < rates["2400"] < rates["3200"]
+    assert all(0 < p.metrics["stoi"] <= 1 for p in curve.points)
+
+
+def test_a_missing_tool_is_reported_with_its_package_and_nothing_fails(
+    registry: Registry, clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))
+    report = run_bench("speech", clips, tmp_path, codecs=["codec2", "opus"], registry=registry)
+    assert "apt-get install codec2" in report.unavailable["codec2"]
+    assert "apt-get install opus-tools" in report.unavailable["opus"]
+    assert report.curves == [] and (tmp_path / "speech-summary.md").exists()
+
+
+@pytest.fixture(scope="module")
+def sensor_card(sensor: SensorModality, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sensor model with two operating points; random weights are enough to bench it."""
+    torch.manual_seed(0)
+    config = merge(sensor.default_config(), {"operating_points": {"4bits": 0.05, "1bits": 1.0}})
+    encoder, generator, _ = sensor.build_networks(config.network)
+    channels = config.network["latent_channels"]
+    tables = EntropyTables.uniform(channels, config.quantizer.num_centers)
+    model = Model(config, encoder, generator, Quantizer(config.quantizer), tables)
+    return save_model(model, tmp_path_factory.mktemp("sensor-model"))
+
+
+def test_a_unicomp_model_is_swept_over_its_operating_points_like_a_baseline(
+    registry: Registry, sensor_card: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "readings"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.csv", "b.csv"):
+        write_csv(data / name, rng.standard_normal(700).cumsum())
+    report = run_bench(
+        "sensor", data, tmp_path, codecs=["unicomp"], model=str(sensor_card), registry=registry
+    )
+    (curve,) = report.curves
+    assert curve.codec == "unicomp" and "sensor-default" in curve.description
+    assert not curve.failures
+    assert [p.quality for p in curve.points] == ["1bits", "4bits"]
+    assert all(p.items == 2 and p.rate > 0 and p.metrics for p in curve.points)
+
+
+def test_without_model_the_default_model_is_found_in_the_model_path(
+    registry: Registry, sensor_card: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UNICOMP_MODEL_PATH", str(sensor_card.parent))
+    data = tmp_path / "readings"
+    data.mkdir()
+    write_csv(data / "a.csv", np.sin(np.arange(600) / 9.0))
+    report = run_bench("sensor", data, tmp_path / "out", codecs=["unicomp"], registry=registry)
+    assert [p.quality for p in report.curves[0].points] == ["1bits", "4bits"]
+
+
+def test_a_missing_model_is_skipped_with_the_reason(
+    registry: Registry, photos: Path, tmp_path: Path
+) -> None:
+    report = run_bench(
+        "image",
+        photos,
+        tmp_path,
+        codecs=["unicomp", "jpeg"],
+        model="no-such-model",
+        registry=registry,
+    )
+    assert "'no-such-model' not found" in report.unavailable["unicomp"]
+    assert [c.codec for c in report.curves] == ["jpeg"]
+
+
+def test_ctrl_c_keeps_what_is_done_and_resume_measures_only_the_rest(
+    registry: Registry, photos: Path, tmp_path: Path
+) -> None:
+    def interrupt_at_five(done: int, total: int, what: str) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    first = run_bench(
+        "image",
+        photos,
+        tmp_path,
+        codecs=["jpeg"],
+        on_progress=interrupt_at_five,
+        registry=registry,
+    )
+    assert first.interrupted and len(first.records) == 5
+    assert "Interrupted" in (tmp_path / "image-summary.md").read_text()
+    second = run_bench("image", photos, tmp_path, codecs=["jpeg"], resume=True, registry=registry)
+    assert not second.interrupted
+    assert (second.resumed, second.measured) == (5, 2 * 9 - 5)
+    assert all(p.items == 2 for p in second.curves[0].points)
+
+
+def test_unknown_codecs_and_anchors_are_usage_errors(
+    registry: Registry, photos: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="unknown codec 'nope' for image"):
+        run_bench("image", photos, tmp_path, codecs=["nope"], registry=registry)
+    with pytest.raises(UsageError, match="codes speech, not image"):
+        run_bench("image", photos, tmp_path, codecs=["opus"], registry=registry)
+    with pytest.raises(UsageError, match="anchor 'webp' is not among"):
+        run_bench("image", photos, tmp_path, codecs=["jpeg"], anchor="webp", registry=registry)
+
+
+def test_cli_prints_the_tables_and_writes_the_files(photos: Path, tmp_path: Path) -> None:
+    arguments = ["bench", "--modality", "image", "--data", str(photos), "--out", str(tmp_path)]
+    done = CliRunner().invoke(app, [*arguments, "--codecs", "jpeg,webp"])
+    assert done.exit_code == 0, done.output
+    assert "jpeg" in done.output and "Bjøntegaard" in done.output
+    assert (tmp_path / "image-psnr.png").exists()
+    again = CliRunner().invoke(app, arguments)
+    assert isinstance(again.exception, UsageError) and "--resume" in str(again.exception)

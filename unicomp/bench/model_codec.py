@@ -1,0 +1,106 @@
+"""unicomp itself as a bench codec, swept over the operating points of its models.
+
+It satisfies the same :class:`~unicomp.bench.base.Baseline` protocol as the baselines,
+so one loop measures everything the same way: the full .ucz file (header included) is
+the rate, and decoding uses only those bytes.
+
+Without ``--model``, the sweep is every operating point the modality's default models
+serve: a model card found in the model folders counts for a rate label when
+``modality.default_model(label)`` names it, whether one model serves all rates (speech)
+or each rate has its own card (image). With ``--model``, it is that model's points.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from unicomp.bench.base import BaselineError, Quality
+from unicomp.core import container
+from unicomp.core.checkpoint import read_card
+from unicomp.core.codec import Codec, available_models
+from unicomp.errors import UnicompError
+from unicomp.modalities.base import Modality
+from unicomp.plugins.manager import Registry
+
+NAME = "unicomp"
+#: The sweep of a model without operating points: its default search, no rate term.
+DEFAULT_POINT = "default"
+
+
+class ModelCodec:
+    """unicomp; a quality is an operating-point label, coded by the model that serves it."""
+
+    name = NAME
+
+    def __init__(self, points: Mapping[str, Codec]) -> None:
+        self._points = dict(points)
+        codecs = {id(c): c for c in self._points.values()}.values()
+        self.modality = next(iter(codecs)).modality.name
+        models = ", ".join(
+            f"{c.name} ({c.model.card.get('training', {}).get('steps', '?')} training steps, "
+            f"sha256 {c.model.digest.hex()[:12]}, {c.model.config.admm.iterations} ADMM iterations)"
+            for c in codecs
+        )
+        self.description = f"unicomp models {models}"
+        self.qualities: list[Quality] = _by_rate(list(self._points))
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def encode(self, signal: Any, quality: Quality) -> bytes:
+        point = None if quality == DEFAULT_POINT else str(quality)
+        data, _ = self._points[str(quality)].encode(signal, None, point)
+        return data
+
+    def decode(self, data: bytes, reference: Any) -> Any:
+        """Decode with the model the .ucz header names, as ``unicomp decompress`` would."""
+        header, _ = container.unpack(data)
+        for codec in self._points.values():
+            if codec.name == header.model:
+                return codec.decode(data)
+        raise BaselineError(f"the file names model {header.model!r}, which is not loaded")
+
+
+def model_points(codec: Codec) -> dict[str, Codec]:
+    """Every operating point of one model (or its default search if it has none)."""
+    labels = list(codec.model.config.operating_points) or [DEFAULT_POINT]
+    return dict.fromkeys(labels, codec)
+
+
+def default_points(registry: Registry, modality: Modality) -> dict[str, Codec]:
+    """The operating points of the modality's default models found on this machine.
+
+    Raises ModelError naming the default model when none is installed.
+    """
+    cards: dict[str, Path] = {}
+    for card_path in available_models(registry.model_dirs):
+        card = read_card(card_path)
+        if card["modality"] != modality.name:
+            continue
+        for label in card["config"].get("operating_points", {}):
+            if _default_model(modality, label) == card["name"]:
+                cards[label] = card_path
+    if not cards:
+        return model_points(Codec.from_pretrained(modality.default_model(None), registry))
+    loaded = {path: Codec.from_pretrained(path, registry) for path in set(cards.values())}
+    return {label: loaded[path] for label, path in cards.items()}
+
+
+def _default_model(modality: Modality, label: str) -> str | None:
+    try:
+        return modality.default_model(label)
+    except UnicompError:
+        return None
+
+
+def _by_rate(labels: list[str]) -> list[Quality]:
+    """Labels like "0.06bpp" or "2kbps" from lowest to highest rate (else as given)."""
+    numbers = [re.match(r"\d+(\.\d+)?", label) for label in labels]
+    if not all(numbers):
+        return list(labels)
+    return [
+        label for _, label in sorted(zip((float(n.group()) for n in numbers), labels, strict=True))
+    ]

@@ -1,0 +1,222 @@
+"""``unicomp bench``: every chosen codec over its rate sweep on every item of a folder.
+
+For each item and each setting of a codec's sweep, the signal is encoded and decoded
+(each call timed and its peak memory taken, see :mod:`unicomp.bench.measure`), the
+rate comes from the length of the bytes the codec produced, and the quality from the
+modality's metrics plus any registered :class:`~unicomp.bench.base.Metric`. Each
+measurement is saved as it is made; Ctrl-C stops the sweep and the outputs are still
+written from what is done, and ``resume=True`` measures only what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from unicomp.bench.base import Baseline, Metric, Quality
+from unicomp.bench.export import write_outputs
+from unicomp.bench.measure import measure
+from unicomp.bench.model_codec import NAME as UNICOMP
+from unicomp.bench.model_codec import ModelCodec, default_points, model_points
+from unicomp.bench.records import Record, RecordStore, record_key
+from unicomp.bench.report import BenchReport
+from unicomp.bench.summary import Curve, bd_against, summarize
+from unicomp.core.codec import Codec
+from unicomp.core.data import find_files
+from unicomp.errors import InputError, ModelError, UsageError
+from unicomp.modalities.base import Modality
+from unicomp.plugins.manager import Registry, get_registry
+
+#: ``on_progress(done, total, what)``: called after every measurement (and skip).
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def run_bench(
+    modality: str,
+    data: Path,
+    out: Path,
+    *,
+    codecs: Sequence[str] | None = None,
+    model: str | None = None,
+    anchor: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_progress: ProgressCallback | None = None,
+    registry: Registry | None = None,
+) -> BenchReport:
+    """Sweep ``codecs`` (default: unicomp and every baseline of ``modality``) over ``data``.
+
+    ``model`` replaces the modality's default model for the "unicomp" codec; ``anchor``
+    is the codec the BD metrics compare against (default: the first one with a curve).
+    """
+    registry = registry or get_registry()
+    chosen = registry.modality(modality)
+    if not data.is_dir():
+        raise InputError(f"data folder {data} does not exist")
+    paths = find_files(chosen, data)
+    items = [path.relative_to(data).as_posix() for path in paths]
+    names = list(dict.fromkeys(codecs or available_names(registry, chosen)))
+    if anchor is not None and anchor not in names:
+        raise UsageError(f"anchor {anchor!r} is not among the codecs ({', '.join(names)})")
+    store = RecordStore.open(out / f"{chosen.name}-records.jsonl", resume, overwrite)
+    selected, unavailable = select_codecs(registry, chosen, names, model)
+    extra_metrics = [m for m in registry.metrics if m.modality == chosen.name]
+    wanted = {
+        record_key(c.name, c.description, item, q)
+        for c in selected
+        for item in items
+        for q in c.qualities
+    }
+    previous = {r.key: r for r in store.load() if r.key in wanted} if resume else {}
+    report = BenchReport(
+        modality=chosen.name,
+        rate_unit=chosen.rate_unit,
+        metrics=[],
+        items=items,
+        records=list(previous.values()),
+        curves=[],
+        unavailable=unavailable,
+        anchor=None,
+        bd=[],
+        resumed=len(previous),
+    )
+    try:
+        _sweep(chosen, selected, paths, items, extra_metrics, previous, store, report, on_progress)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    report.metrics = _metric_names(report.records)
+    report.curves = [
+        summarize(report.records, c.name, c.description, c.qualities) for c in selected
+    ]
+    report.anchor = _anchor(report.curves, anchor)
+    if report.anchor is not None:
+        base = next(c for c in report.curves if c.codec == report.anchor)
+        report.bd = bd_against(base, [c for c in report.curves if c.points], report.metrics)
+    report.outputs = write_outputs(report, out)
+    return report
+
+
+def available_names(registry: Registry, modality: Modality) -> list[str]:
+    """The "unicomp" codec, then every baseline registered for ``modality``, in order."""
+    return [UNICOMP] + [b.name for b in registry.baselines.values() if b.modality == modality.name]
+
+
+def select_codecs(
+    registry: Registry, modality: Modality, names: Sequence[str], model: str | None
+) -> tuple[list[Baseline], dict[str, str]]:
+    """The runnable codecs among ``names``, and why each of the others cannot run."""
+    known = available_names(registry, modality)
+    selected: list[Baseline] = []
+    unavailable: dict[str, str] = {}
+    for name in names:
+        if name == UNICOMP:
+            codec, reason = _unicomp(registry, modality, model)
+        elif name in registry.baselines:
+            codec = registry.baselines[name]
+            if codec.modality != modality.name:
+                raise UsageError(f"codec {name!r} codes {codec.modality}, not {modality.name}")
+            reason = codec.unavailable()
+        else:
+            raise UsageError(
+                f"unknown codec {name!r} for {modality.name} (known: {', '.join(known)})"
+            )
+        if reason is None and codec is not None:
+            selected.append(codec)
+        else:
+            unavailable[name] = reason or "unavailable"
+    return selected, unavailable
+
+
+def _unicomp(
+    registry: Registry, modality: Modality, model: str | None
+) -> tuple[ModelCodec | None, str | None]:
+    """The unicomp codec, or why there is none: a missing model is reported, never faked."""
+    try:
+        if model is None:
+            points = default_points(registry, modality)
+        else:
+            points = model_points(Codec.from_pretrained(model, registry))
+    except ModelError as error:
+        which = f"model {model}" if model else f"no trained default {modality.name} model"
+        return None, f"{which}: {error}"
+    for codec in points.values():
+        if codec.modality.name != modality.name:
+            raise UsageError(
+                f"model {codec.name!r} codes {codec.modality.name}, not {modality.name}"
+            )
+    return ModelCodec(points), None
+
+
+def _sweep(
+    modality: Modality,
+    codecs: Sequence[Baseline],
+    paths: Sequence[Path],
+    items: Sequence[str],
+    extra_metrics: Sequence[Metric],
+    previous: dict[tuple[str, ...], Record],
+    store: RecordStore,
+    report: BenchReport,
+    on_progress: ProgressCallback | None,
+) -> None:
+    total = len(items) * sum(len(c.qualities) for c in codecs)
+    done = 0
+    for path, item in zip(paths, items, strict=True):
+        signal = None
+        for codec in codecs:
+            for quality in codec.qualities:
+                what = f"{codec.name} {quality} on {item}"
+                if record_key(codec.name, codec.description, item, quality) not in previous:
+                    if signal is None:
+                        signal = modality.load(path)
+                    record = measure_one(modality, codec, signal, item, quality, extra_metrics)
+                    store.append(record)
+                    report.records.append(record)
+                    report.measured += 1
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total, what)
+
+
+def measure_one(
+    modality: Modality,
+    codec: Baseline,
+    signal: Any,
+    item: str,
+    quality: Quality,
+    extra_metrics: Sequence[Metric] = (),
+) -> Record:
+    """Encode, decode and score one signal at one setting; a failure becomes the record."""
+    identity = {"codec": codec.name, "description": codec.description, "item": item}
+    try:
+        encoded = measure(lambda: codec.encode(signal, quality))
+        decoded = measure(lambda: codec.decode(encoded.value, signal))
+        scores = dict(modality.metrics(signal, decoded.value))
+        scores.update({m.name: float(m.compute(signal, decoded.value)) for m in extra_metrics})
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # one codec failing on one item must not end a long run
+        return Record(**identity, quality=quality, error=f"{type(error).__name__}: {error}")
+    bits = 8 * len(encoded.value)
+    return Record(
+        **identity,
+        quality=quality,
+        bits=bits,
+        rate=modality.rate(bits, signal),
+        metrics=scores,
+        encode_seconds=encoded.seconds,
+        decode_seconds=decoded.seconds,
+        encode_peak_bytes=encoded.peak_bytes,
+        decode_peak_bytes=decoded.peak_bytes,
+    )
+
+
+def _metric_names(records: Sequence[Record]) -> list[str]:
+    """Metric names in the order the modality reports them."""
+    return list(dict.fromkeys(name for r in records for name in r.metrics))
+
+
+def _anchor(curves: Sequence[Curve], wanted: str | None) -> str | None:
+    if wanted is not None:
+        return wanted if any(c.codec == wanted and c.points for c in curves) else None
+    return next((c.codec for c in curves if len(c.points) >= 2), None)

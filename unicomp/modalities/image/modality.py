@@ -1,0 +1,168 @@
+"""Photographs as a unicomp modality: files ↔ RGB tensors in [0, 1], padded to 16 px.
+
+Every mode :func:`load_image` produces (grey, RGB, 16-bit grey, and with alpha) goes
+through the same 3-channel model; the original size and mode travel as side info, so
+the decoder crops the reflect padding away and writes the image back in its own mode.
+Alpha is not modelled: a fully opaque alpha channel is restored exactly, a transparent
+one is refused rather than dropped.
+
+The distortion trained and searched on is ``MSE + MS_SSIM_WEIGHT * (1 - MS-SSIM)``.
+MS-SSIM keeps the standard five scales and weights but uses a 7-tap Gaussian window
+(sigma 1.5), because pytorch_msssim needs a side over 16 * (window - 1) px: 96 px with
+7 taps, so 128-px training crops work; smaller images fall back to single-scale SSIM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim, ssim
+
+from unicomp.core.config import AdmmConfig, ModelConfig, QuantizerConfig, TrainConfig
+from unicomp.errors import FormatError, InputError, UsageError
+from unicomp.modalities.base import Networks, SideInfo
+from unicomp.modalities.image.io import (
+    ImageSignal,
+    crop_to,
+    from_tensor,
+    has_alpha,
+    load_image,
+    pad_to_multiple,
+    save_image,
+    to_tensor,
+)
+from unicomp.modalities.image.metrics import image_metrics
+from unicomp.modalities.image.networks import build_image_networks
+
+#: Images are reflect-padded to a multiple of this (the networks' total stride).
+PAD_MULTIPLE = 16
+#: Weight of (1 - MS-SSIM) beside the MSE of [0, 1] pixels; at the default rates both
+#: terms are then of similar size.
+MS_SSIM_WEIGHT = 0.05
+SSIM_WINDOW = 7
+#: pytorch_msssim's condition for five scales: smaller side > 16 * (window - 1).
+MS_SSIM_MIN_SIDE = 16 * (SSIM_WINDOW - 1) + 1
+
+#: The trained network; it is bundled once per rate label as ``image-v1-<label>``, each
+#: with its own rate-term weight and entropy tables (see benchmarks/train_image.py).
+DEFAULT_MODEL = "image-v1"
+RATES = ("0.06bpp", "0.12bpp", "0.25bpp")
+DEFAULT_RATE = "0.12bpp"
+
+_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I;16": 1}
+
+
+class ImageModality:
+    """Still images, coded by a light fully convolutional model with a ×16 latent."""
+
+    name = "image"
+    extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+    rate_unit = "bpp"
+
+    def default_config(self) -> ModelConfig:
+        """The settings of the bundled model (see benchmarks/train_image.py)."""
+        return ModelConfig(
+            name=DEFAULT_MODEL,
+            modality=self.name,
+            # 32 channels x 8 centers at 1/16 per axis: ~2.6 bits/symbol unconstrained
+            # ~ 0.33 bpp, the top of the range; lower rates come from the search's rate
+            # term. Encoder 0.83 M, generator 0.63 M parameters.
+            network={
+                "widths": [24, 64, 96, 128],
+                "latent_channels": 32,
+                "separable_stages": 2,
+                "bottleneck_blocks": 1,
+                "discriminator_width": 16,
+                "discriminator_scales": 3,
+            },
+            quantizer=QuantizerConfig(num_centers=8),
+            # Chosen on train images (benchmarks/eval_image.py --admm-sweep): with
+            # centers ~1.5 apart, Adam needs lr ~0.3 to move a latent across a boundary,
+            # and rho must start small beside an MSE-scale distortion. 6 single-step
+            # iterations keep a 768x512 encode under ~10 s on one core.
+            admm=AdmmConfig(
+                iterations=6,
+                inner_steps=1,
+                learning_rate=0.3,
+                rho=0.002,
+                rho_growth=1.3,
+                patience=3,
+                time_budget=9.0,
+            ),
+            # Quantization starts early (step 3500) so a usable model exists within an
+            # hour on one core; the long hard phase keeps improving when resumed. The
+            # GAN terms are light: the bench scores PSNR and MS-SSIM.
+            train=TrainConfig(
+                float_steps=2000,
+                soft_steps=1500,
+                hard_steps=26500,
+                batch_size=8,
+                crop=[128, 128],
+                learning_rate=4e-4,
+                betas=[0.9, 0.999],
+                reconstruction_weight=100.0,
+                adversarial_weight=0.05,
+                feature_matching_weight=0.5,
+                adversarial_start=2000,
+                checkpoint_every=250,
+                log_every=25,
+            ),
+        )
+
+    def default_model(self, rate: str | None) -> str:
+        """One network serves every rate, with per-rate search weight and tables."""
+        if rate is not None and rate not in RATES:
+            raise UsageError(f"no image model for --rate {rate} (known: {', '.join(RATES)})")
+        return f"{DEFAULT_MODEL}-{rate or DEFAULT_RATE}"
+
+    def load(self, path: Path) -> ImageSignal:
+        return load_image(path)
+
+    def save(self, signal: ImageSignal, path: Path) -> None:
+        save_image(signal, path)
+
+    def analysis(self, signal: ImageSignal) -> tuple[torch.Tensor, dict[str, int | float | str]]:
+        """RGB in [0, 1], reflect-padded; side info restores size and mode."""
+        if has_alpha(signal):
+            transparent = int((signal.pixels[:, :, -1] < 255).sum())
+            if transparent:
+                raise InputError(
+                    f"image has transparency ({transparent} pixels with alpha < 255); "
+                    "unicomp codes colour only, so flatten it onto a background first"
+                )
+        x, (height, width) = pad_to_multiple(to_tensor(signal), PAD_MULTIPLE)
+        return x, {"height": height, "width": width, "mode": signal.mode}
+
+    def synthesis(self, x: torch.Tensor, side_info: SideInfo) -> ImageSignal:
+        height, width, mode = side_info.get("height"), side_info.get("width"), side_info.get("mode")
+        if mode not in _MODES:
+            raise FormatError(f"side info names an unknown image mode {mode!r}")
+        for what, value, extent in (("height", height, x.shape[-2]), ("width", width, x.shape[-1])):
+            if not isinstance(value, int) or not extent - PAD_MULTIPLE < value <= extent:
+                raise FormatError(f"side info {what} {value!r} does not fit a decoded {extent} px")
+        dtype = np.uint16 if mode == "I;16" else np.uint8
+        opaque = np.full((height, width, _MODES[mode]), np.iinfo(dtype).max, dtype=dtype)
+        return from_tensor(crop_to(x, height, width), ImageSignal(opaque, mode))
+
+    def build_networks(self, network: Mapping[str, object]) -> Networks:
+        return Networks(*build_image_networks(network, PAD_MULTIPLE))
+
+    def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """MSE plus weighted (1 - MS-SSIM), per item; see the module docstring."""
+        mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
+        x_hat = x_hat.clamp(0.0, 1.0)
+        if min(x.shape[-2:]) >= MS_SSIM_MIN_SIDE:
+            similarity = ms_ssim(x_hat, x, data_range=1.0, size_average=False, win_size=SSIM_WINDOW)
+        else:
+            similarity = ssim(x_hat, x, data_range=1.0, size_average=False, win_size=SSIM_WINDOW)
+        return mse + MS_SSIM_WEIGHT * (1.0 - similarity)
+
+    def metrics(self, reference: ImageSignal, decoded: ImageSignal) -> dict[str, float]:
+        return image_metrics(reference, decoded)
+
+    def rate(self, bits: int, signal: ImageSignal) -> float:
+        """Bits per pixel of the original (unpadded) image."""
+        return bits / (signal.height * signal.width)

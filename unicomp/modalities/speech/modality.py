@@ -1,0 +1,325 @@
+"""Speech as a unicomp modality: audio files ↔ level-normalised 16 kHz log-mel spectrograms.
+
+Any WAV/FLAC/OGG file is mixed to mono and resampled to the model's 16 kHz; its loudness
+is taken out (and sent as side info, quantised to 0.05 dB) so the networks only see the
+spectral shape, and sample rate, length, channel count and sample format travel in the
+header so that the decoded file looks like the input. Synthesis inverts the generated
+log-mel without phase (NNLS → PGHI → fast Griffin-Lim, see ``dsp``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from unicomp.core.config import AdmmConfig, ModelConfig, QuantizerConfig, TrainConfig
+from unicomp.errors import FormatError, InputError, UsageError
+from unicomp.modalities.base import Networks
+from unicomp.modalities.speech import dsp
+from unicomp.modalities.speech.networks import DEFAULT_NETWORK, build_speech_networks, stack_spec
+
+SAMPLE_RATE = 16000
+SPECTROGRAM = dsp.SpectrogramConfig(sample_rate=SAMPLE_RATE)
+#: Longest accepted input (one hour) and the sample rates a file may declare.
+MAX_SECONDS = 3600.0
+MIN_RATE, MAX_RATE = 1000, 384000
+MAX_CHANNELS = 64
+#: RMS every utterance is scaled to before analysis (-26 dBFS, the ITU speech level).
+TARGET_RMS = 0.05
+#: Side-info gain unit: 1/20 dB, so it fits a 2-byte varint and is inaudibly exact.
+GAIN_STEPS_PER_DB = 20
+#: Affine map of the log-mel into roughly [-1, 1] for the networks (measured on train).
+LOGMEL_CENTER = -7.0
+LOGMEL_SCALE = 2.5
+#: Vocoder budget. On the exact log-mel of 10 s train clips (PESQ-WB / seconds per 10 s,
+#: busy machine): dsp defaults (50 NNLS, 16 GL, tol 1e-5) 4.27 / 2.7 s; 20, 8, 1e-5
+#: 4.23 / 1.05 s; 10, 4, 1e-3 4.17 / 0.63 s; 20, 0, 1e-3 4.05 / 0.60 s. Decoding must run
+#: at 20x real time, and the generated mel, not the vocoder, limits quality.
+NNLS_ITERS = 10
+GL_ITERS = 4
+PGHI_TOL = 1e-3
+#: Long signals are analysed and vocoded in chunks of this many frames (20 s); vocoder
+#: chunks meet at the quietest frame of the last SEARCH_FRAMES before the nominal border
+#: and cross-fade over 2 * FADE_FRAMES there, each vocoded EDGE_FRAMES further still.
+CHUNK_FRAMES = 2500
+SEARCH_FRAMES = 250
+FADE_FRAMES = 8
+EDGE_FRAMES = 4
+#: Model names per rate label; one model serves both (entropy-constrained projection).
+MODELS = {"2kbps": "speech-v1", "1kbps": "speech-v1"}
+DEFAULT_RATE = "2kbps"
+
+
+@dataclass(frozen=True)
+class SpeechSignal:
+    """Audio samples ``(frames, channels)`` in [-1, 1] and how they were stored."""
+
+    samples: np.ndarray
+    sample_rate: int
+    subtype: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[0] / self.sample_rate
+
+    def mono(self, sample_rate: int | None = None) -> np.ndarray:
+        """The channel mix (float32: an hour at 44.1 kHz is 635 MB), resampled if asked."""
+        mixed = self.samples.mean(axis=1, dtype=np.float32)
+        if sample_rate is None or sample_rate == self.sample_rate:
+            return mixed
+        return resample(mixed, self.sample_rate, sample_rate)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """High-quality polyphase resampling (soxr), a no-op at equal rates."""
+    if rate_in == rate_out:
+        return samples
+    return soxr.resample(samples, rate_in, rate_out, quality="HQ")
+
+
+class SpeechModality:
+    """Speech files coded through a 1-D convolutional GAN on log-mel spectrograms."""
+
+    name = "speech"
+    extensions = (".wav", ".flac", ".ogg")
+    rate_unit = "kbps"
+
+    def default_config(self) -> ModelConfig:
+        return ModelConfig(
+            name=MODELS[DEFAULT_RATE],
+            modality=self.name,
+            network=dict(DEFAULT_NETWORK),
+            operating_points={"2kbps": 0.0, "1kbps": 0.0},
+            quantizer=QuantizerConfig(num_centers=16),
+            # Tuned on 3 train clips (step-1800 model; mean L1 / encode s per s, busy
+            # machine): no search 0.210 / 0.03; 10 x 3 steps, lr 0.02, rho 0.5 0.188 /
+            # 0.90; 20 x 2, lr 0.05 0.186 / 1.39; 10 x 2, lr 0.1, rho 0.2 0.183 / 0.64.
+            admm=AdmmConfig(iterations=10, inner_steps=2, learning_rate=0.1, rho=0.2),
+            train=TrainConfig(
+                float_steps=1500,
+                soft_steps=1500,
+                hard_steps=17000,
+                batch_size=16,
+                crop=[128],
+                learning_rate=3e-4,
+                adversarial_weight=0.1,
+                feature_matching_weight=1.0,
+                adversarial_start=3000,
+                checkpoint_every=200,
+                log_every=20,
+            ),
+        )
+
+    def default_model(self, rate: str | None) -> str:
+        label = DEFAULT_RATE if rate is None else rate
+        if label not in MODELS:
+            raise UsageError(f"no speech model for --rate {rate} (known: {', '.join(MODELS)})")
+        return MODELS[label]
+
+    # -- files ------------------------------------------------------------------------
+
+    def load(self, path: Path) -> SpeechSignal:
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+            raise InputError(f"cannot read {path} as audio: {_first_line(error)}") from None
+        if not MIN_RATE <= info.samplerate <= MAX_RATE:
+            raise InputError(f"{path} has an unsupported sample rate of {info.samplerate} Hz")
+        if not 1 <= info.channels <= MAX_CHANNELS:
+            raise InputError(f"{path} has {info.channels} channels (1..{MAX_CHANNELS} allowed)")
+        if info.frames > MAX_SECONDS * info.samplerate:
+            raise InputError(f"{path} lasts {info.duration:.0f} s; at most {MAX_SECONDS:.0f} s")
+        try:
+            samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise InputError(f"cannot decode {path}: {_first_line(error)}") from None
+        if samples.shape[0] == 0:
+            raise InputError(f"{path} holds no audio samples")
+        if not np.isfinite(samples).all():
+            raise InputError(f"{path} contains NaN or infinite samples")
+        return SpeechSignal(samples, int(rate), info.subtype or "")
+
+    def save(self, signal: SpeechSignal, path: Path) -> None:
+        file_format = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower())
+        if file_format is None:
+            raise InputError(f"cannot write {path.suffix or 'extension-less'} audio files")
+        subtype = signal.subtype if signal.subtype else None
+        if subtype is not None and not sf.check_format(file_format, subtype):
+            subtype = None
+        samples = signal.samples
+        if (subtype or sf.default_subtype(file_format)) not in ("FLOAT", "DOUBLE"):
+            samples = np.clip(samples, -1.0, 1.0)
+        sf.write(str(path), samples, signal.sample_rate, subtype=subtype, format=file_format)
+
+    # -- model space ------------------------------------------------------------------
+
+    def analysis(self, signal: SpeechSignal) -> tuple[torch.Tensor, dict[str, int | float | str]]:
+        wave = signal.mono(SAMPLE_RATE)
+        rms = math.sqrt(float(np.mean(np.square(wave), dtype=np.float64)))
+        gain_steps = round(GAIN_STEPS_PER_DB * 20 * math.log10(max(rms, 1e-6)))
+        scale = TARGET_RMS / _gain(gain_steps)
+        frames = SPECTROGRAM.n_frames(len(wave))
+        padded_frames = -(-frames // _TIME_MULTIPLE) * _TIME_MULTIPLE
+        padded = np.zeros(max(len(wave), (padded_frames - 1) * SPECTROGRAM.hop), np.float32)
+        padded[: len(wave)] = wave * scale
+        x = (_logmel(padded) - LOGMEL_CENTER) / LOGMEL_SCALE
+        side_info: dict[str, int | float | str] = {
+            "sr": signal.sample_rate,
+            "n": signal.samples.shape[0],
+            "ch": signal.samples.shape[1],
+            "g": gain_steps,
+        }
+        if signal.subtype:
+            side_info["st"] = signal.subtype
+        return x, side_info
+
+    def synthesis(self, x: torch.Tensor, side_info: Mapping[str, Any]) -> SpeechSignal:
+        rate, length, channels, gain_steps = (side_info.get(k) for k in ("sr", "n", "ch", "g"))
+        subtype = side_info.get("st", "")
+        for key, value, low, high in (
+            ("sample rate", rate, MIN_RATE, MAX_RATE),
+            ("length", length, 1, MAX_SECONDS * MAX_RATE),
+            ("channel count", channels, 1, MAX_CHANNELS),
+            ("gain", gain_steps, -400 * GAIN_STEPS_PER_DB, 100 * GAIN_STEPS_PER_DB),
+        ):
+            if not isinstance(value, int) or not low <= value <= high:
+                raise FormatError(f"side info {key} {value!r} is missing or out of range")
+        if not isinstance(subtype, str):
+            raise FormatError(f"side info sample format {subtype!r} is not a string")
+        length_16k = max(1, round(length * SAMPLE_RATE / rate))
+        if SPECTROGRAM.n_frames(length_16k) > x.shape[-1]:
+            raise FormatError(f"side info length {length} exceeds the decoded {x.shape[-1]} frames")
+        logmel = x.detach().float() * LOGMEL_SCALE + LOGMEL_CENTER
+        wave = _vocode(logmel)[:length_16k]
+        wave = resample(wave * (_gain(gain_steps) / TARGET_RMS), SAMPLE_RATE, rate)
+        wave = _fit_length(wave, length)
+        samples = np.repeat(wave[:, None], channels, axis=1).astype(np.float32)
+        return SpeechSignal(samples, rate, subtype)
+
+    def build_networks(self, network: Mapping[str, Any]) -> Networks:
+        if stack_spec(network).total_stride != _TIME_MULTIPLE:
+            raise UsageError(f"speech networks must downsample time by {_TIME_MULTIPLE}")
+        if int(network["n_mels"]) != SPECTROGRAM.n_mels:
+            raise UsageError(f"speech networks must take {SPECTROGRAM.n_mels} mel bands")
+        return build_speech_networks(network)
+
+    def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Mean absolute log-mel error: a fixed dB-like error everywhere in the spectrum."""
+        return (x_hat - x).abs().flatten(1).mean(dim=1)
+
+    def metrics(self, reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
+        return speech_metrics(reference, decoded)
+
+    def rate(self, bits: int, signal: SpeechSignal) -> float:
+        return bits / signal.duration / 1000.0
+
+
+def speech_metrics(reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
+    """PESQ wideband (16 kHz), PESQ narrowband (8 kHz) and STOI of the mono mixes.
+
+    STOI runs at the reference's own rate (pystoi resamples internally); PESQ needs 16
+    or 8 kHz, so both signals are resampled for it. PESQ is NaN when it finds no speech.
+    """
+    from pesq import PesqError, pesq
+    from pystoi import stoi
+
+    scores: dict[str, float] = {}
+    for label, rate, mode in (("pesq_wb", 16000, "wb"), ("pesq_nb", 8000, "nb")):
+        ref, deg = reference.mono(rate), decoded.mono(rate)
+        count = min(len(ref), len(deg))
+        try:
+            scores[label] = float(pesq(rate, ref[:count], deg[:count], mode))
+        except PesqError:
+            scores[label] = math.nan
+    ref, deg = reference.mono(), decoded.mono(reference.sample_rate)
+    count = min(len(ref), len(deg))
+    with warnings.catch_warnings():  # pystoi warns on very short or silent signals
+        warnings.simplefilter("ignore")
+        scores["stoi"] = float(stoi(ref[:count], deg[:count], reference.sample_rate))
+    return scores
+
+
+#: The default networks shorten time by 4; analysis pads the frame count to a multiple.
+_TIME_MULTIPLE = 4
+
+
+def _logmel(wave: np.ndarray) -> torch.Tensor:
+    """``dsp.waveform_to_logmel`` of a waveform of any length, in bounded memory.
+
+    Frames are computed ``CHUNK_FRAMES`` at a time from the samples they see (half a
+    window either side), which gives exactly the frames of a single pass.
+    """
+    hop, half = SPECTROGRAM.hop, SPECTROGRAM.n_fft // 2
+    frames = SPECTROGRAM.n_frames(len(wave))
+    padded = np.pad(wave, (half, half))
+    skip = half // hop
+    parts = []
+    for start in range(0, frames, CHUNK_FRAMES):
+        stop = min(start + CHUNK_FRAMES, frames)
+        segment = torch.from_numpy(padded[start * hop : (stop - 1) * hop + 2 * half + 1])
+        parts.append(dsp.waveform_to_logmel(segment, SPECTROGRAM)[:, skip : skip + stop - start])
+    return torch.cat(parts, dim=1)
+
+
+def _vocode(logmel: torch.Tensor) -> np.ndarray:
+    """Waveform of ``T * hop`` samples from a log-mel of any length, in bounded memory.
+
+    Long inputs are vocoded in chunks. Each border is moved to the quietest frame near
+    its nominal place, and neighbouring chunks, vocoded a little past it, are cross-faded
+    there: PGHI's phases of two chunks differ, but in a pause nobody hears it.
+    """
+    frames = logmel.shape[-1]
+    borders = [0]
+    while frames - borders[-1] > CHUNK_FRAMES:
+        nominal = borders[-1] + CHUNK_FRAMES - FADE_FRAMES
+        window = logmel[:, nominal - SEARCH_FRAMES : nominal].mean(dim=0)
+        borders.append(nominal - SEARCH_FRAMES + int(window.argmin()))
+    borders.append(frames)
+    hop, margin = SPECTROGRAM.hop, FADE_FRAMES + EDGE_FRAMES
+    wave = np.zeros(frames * hop, np.float32)
+    for index, (start, stop) in enumerate(itertools.pairwise(borders)):
+        first = max(start - margin, 0)
+        last = min(stop + margin, frames)
+        piece = dsp.mel_to_waveform(
+            logmel[:, first:last],
+            SPECTROGRAM,
+            length=(last - first) * hop if stop == frames else None,
+            nnls_iters=NNLS_ITERS,
+            gl_iters=GL_ITERS,
+            tol=PGHI_TOL,
+        ).numpy()
+        weight = np.ones(len(piece), np.float32)
+        fade = np.sin(np.linspace(0, np.pi / 2, 2 * FADE_FRAMES * hop, dtype=np.float32)) ** 2
+        if index > 0:
+            begin = (start - FADE_FRAMES - first) * hop
+            weight[:begin] = 0
+            weight[begin : begin + len(fade)] = fade
+        if stop < frames:
+            end = (stop - FADE_FRAMES - first) * hop
+            weight[end : end + len(fade)] = fade[::-1]
+            weight[end + len(fade) :] = 0
+        wave[first * hop : first * hop + len(piece)] += weight * piece
+    return wave
+
+
+def _gain(steps: int) -> float:
+    return 10.0 ** (steps / (20.0 * GAIN_STEPS_PER_DB))
+
+
+def _fit_length(wave: np.ndarray, length: int) -> np.ndarray:
+    return np.pad(wave[:length], (0, max(0, length - len(wave))))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
