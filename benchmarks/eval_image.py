@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from unicomp.core.codec import Codec
 from unicomp.core.data import find_files
@@ -177,10 +177,10 @@ def load_signals(modality: ImageModality, folder: Path) -> dict[str, ImageSignal
 
 
 def timing_photo(modality: ImageModality) -> ImageSignal:
-    """A 768x512 RGB photo: the centre of a train photo shrunk to 768 px wide."""
-    signal = typical_size(modality.load(CORPUS / "train" / "Garden.jpg"))
-    top = (signal.height - TIMING_SIZE[1]) // 2
-    return ImageSignal(np.ascontiguousarray(signal.pixels[top : top + TIMING_SIZE[1]]), "RGB")
+    """A 768x512 RGB photo: a train photo scaled and centre-cropped to that size."""
+    signal = modality.load(CORPUS / "train" / "Garden.jpg")
+    fitted = ImageOps.fit(Image.fromarray(signal.pixels), TIMING_SIZE, Image.Resampling.LANCZOS)
+    return ImageSignal(np.asarray(fitted), "RGB")
 
 
 def _describe(row: Row) -> str:

@@ -105,7 +105,7 @@ def _rgb8(signal: ImageSignal) -> np.ndarray:
 
 
 def _to_nchw(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].to(torch.float32)
+    return torch.tensor(a, dtype=torch.float32).permute(2, 0, 1)[None]
 
 
 def _gaussian(size: int, sigma: float) -> torch.Tensor:

@@ -79,10 +79,12 @@ class ImageModality:
                 "discriminator_scales": 3,
             },
             quantizer=QuantizerConfig(num_centers=8),
-            # Chosen on train images (benchmarks/eval_image.py --admm-sweep): with
-            # centers ~1.5 apart, Adam needs lr ~0.3 to move a latent across a boundary,
-            # and rho must start small beside an MSE-scale distortion. 6 single-step
-            # iterations keep a 768x512 encode under ~10 s on one core.
+            # Chosen on a train photo (compare: benchmarks/eval_image.py --admm-sweep
+            # on the train folder). Centers are ~1.5 apart, so Adam needs lr ~0.3 to
+            # move a latent across a boundary, and rho must start small beside an
+            # MSE-scale distortion. 6 single-step iterations keep a 768x512 encode
+            # near 10 s on one core; the time budget caps it on a busy machine
+            # (checked after each iteration, so it can overshoot by one).
             admm=AdmmConfig(
                 iterations=6,
                 inner_steps=1,
@@ -90,7 +92,7 @@ class ImageModality:
                 rho=0.002,
                 rho_growth=1.3,
                 patience=3,
-                time_budget=9.0,
+                time_budget=7.0,
             ),
             # Quantization starts early (step 3500) so a usable model exists within an
             # hour on one core; the long hard phase keeps improving when resumed. The
