@@ -112,13 +112,19 @@ def training_set(modality: SpeechModality, data_dir: Path, crop: list[int]) -> C
         signal = modality.load(path)
         tensors.append(modality.analysis(signal)[0])
         if index % NARROWBAND_EVERY == 0:
-            narrow = signal.mono(8000)[:, None].astype(np.float32)
-            tensors.append(modality.analysis(SpeechSignal(narrow, 8000))[0])
+            tensors.append(modality.analysis(narrowband(signal))[0])
     return CropDataset(tensors, crop)
 
 
+def narrowband(signal: SpeechSignal) -> SpeechSignal:
+    """The signal as an 8 kHz recording (telephone band) would carry it."""
+    return SpeechSignal(signal.mono(8000)[:, None], 8000)
+
+
 def train_clips(data_dir: Path, per_folder: int = CLIPS_PER_FOLDER) -> list[SpeechSignal]:
-    """10 s clips of consecutive prompts (seeded order) from each folder of the train split."""
+    """10 s clips of consecutive prompts (seeded order) from each folder of the train split,
+    each also as an 8 kHz copy: inputs come at both bandwidths and code at different rates.
+    """
     modality, clips, length = SpeechModality(), [], int(CLIP_SECONDS * SAMPLE_RATE)
     for folder in sorted(p for p in data_dir.iterdir() if p.is_dir()):
         files = sorted(folder.rglob("*.wav"))
@@ -133,7 +139,7 @@ def train_clips(data_dir: Path, per_folder: int = CLIPS_PER_FOLDER) -> list[Spee
             SpeechSignal(wave[start : start + length, None], SAMPLE_RATE)
             for start in range(0, len(wave) - length + 1, length)
         ]
-    return clips
+    return clips + [narrowband(clip) for clip in clips]
 
 
 def mean_rate(codec: Codec, clips: list[SpeechSignal], point: str) -> float:
@@ -216,7 +222,8 @@ def export(modality: SpeechModality, card_path: Path, data_dir: Path, target_dir
         for label in sorted(codec.model.config.operating_points, key=lambda k: k != DEFAULT_RATE)
     }
     calibration = {
-        "data": f"{len(clips)} clips of {CLIP_SECONDS:g} s from {data_dir} (train split)",
+        "data": f"{len(clips)} clips of {CLIP_SECONDS:g} s from {data_dir} (train split; "
+        "half are 8 kHz copies)",
         "mean_kbps": {label: round(rate, 4) for label, rate in measured.items()},
         "command": shlex.join(["python", "benchmarks/train_speech.py", *sys.argv[1:]]),
     }

@@ -14,7 +14,7 @@ import pytest
 from unicomp.bench.export import write_outputs
 from unicomp.bench.records import Record, RecordStore
 from unicomp.bench.report import BenchReport
-from unicomp.bench.summary import bd_against, summarize
+from unicomp.bench.summary import Curve, Point, bd_against, summarize
 from unicomp.errors import UsageError
 
 QUALITIES = (10, 50, 90)
@@ -113,6 +113,22 @@ def test_bd_metrics_of_a_uniformly_better_curve_are_negative_rate_positive_quali
     assert psnr.codec == "webp" and psnr.note is None
     assert psnr.rate_change is not None and psnr.rate_change < 0
     assert psnr.quality_change == pytest.approx(1.5)
+
+
+def test_bd_metrics_over_a_sliver_of_common_range_are_flagged_unreliable() -> None:
+    def curve(name: str, points: list[tuple[float, float]]) -> Curve:
+        return Curve(
+            name,
+            name,
+            [Point(i, 1, r, {"psnr": q}, 0.0, 0.0, None, None) for i, (r, q) in enumerate(points)],
+            [],
+        )
+
+    anchor = curve("anchor", [(0.2, 20.0), (0.4, 25.0), (0.8, 30.0)])
+    sliver = curve("sliver", [(0.05, 15.0), (0.1, 18.0), (0.21, 20.5)])
+    (result,) = bd_against(anchor, [anchor, sliver], ["psnr"])
+    assert result.rate_change is not None
+    assert result.note is not None and "9% of their quality range: unreliable" in result.note
 
 
 def test_records_survive_a_round_trip_with_nan_as_null(tmp_path: Path) -> None:

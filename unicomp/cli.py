@@ -285,7 +285,9 @@ def bench(
     anchor: Annotated[
         str | None, typer.Option(help="Codec the BD metrics compare against (default: first).")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Skip what --out already measured.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip what --out already measured.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Discard earlier results.")] = False,
     quiet: Quiet = False,
     as_json: AsJson = False,

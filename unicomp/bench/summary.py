@@ -17,6 +17,9 @@ from unicomp.bench.bd import bd_quality, bd_rate
 from unicomp.bench.records import Record
 from unicomp.errors import InputError
 
+#: BD metrics over a sliver of common range say little; below this share they are flagged.
+MIN_OVERLAP_SHARE = 0.25
+
 
 @dataclass(frozen=True)
 class Point:
@@ -112,8 +115,25 @@ def _bd(anchor: Curve, curve: Curve, metric: str) -> BdResult:
         except InputError as error:
             outcomes.append(None)
             notes.append(str(error))
-    note = notes[0] if notes else None
-    return BdResult(curve.codec, metric, outcomes[0], outcomes[1], note)
+    for axis, a, b, result in (
+        ("quality", anchor_values, values, outcomes[0]),
+        ("log-rate", _logs(anchor_rates), _logs(rates), outcomes[1]),
+    ):
+        share = _overlap_share(a, b)
+        if result is not None and share < MIN_OVERLAP_SHARE:
+            notes.append(f"the curves share only {share:.0%} of their {axis} range: unreliable")
+    return BdResult(curve.codec, metric, outcomes[0], outcomes[1], "; ".join(notes) or None)
+
+
+def _overlap_share(a: Sequence[float], b: Sequence[float]) -> float:
+    """The common interval as a share of the shorter curve's extent."""
+    overlap = min(max(a), max(b)) - max(min(a), min(b))
+    shorter = min(max(a) - min(a), max(b) - min(b))
+    return max(0.0, overlap) / shorter if shorter > 0 else 0.0
+
+
+def _logs(rates: Sequence[float]) -> list[float]:
+    return [math.log10(r) for r in rates]
 
 
 def _mean_point(quality: Quality, records: Sequence[Record]) -> Point:
