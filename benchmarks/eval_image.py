@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/eval_image.py --images ~/.cache/unicomp/corpus/image/train \\
         --admm-sweep                                               # search settings
 
-Models are found by name (``image-v1-<rate>``; set UNICOMP_MODEL_PATH to evaluate
-another folder's). For every rate: bits per pixel from the real .ucz size (header
+The model is the default one (set UNICOMP_MODEL_PATH to evaluate another folder's).
+For every operating point: bits per pixel from the real .ucz size (header
 included), PSNR and MS-SSIM of the decoded image, with the latent search on and off
 (``admm_iterations=0``). JPEG and WebP (Pillow) are swept over their quality settings
 and interpolated (linearly in bpp) at the codec's bpp of each image; where a classic
@@ -34,7 +34,7 @@ from unicomp.core.codec import Codec
 from unicomp.core.data import find_files
 from unicomp.errors import InputError
 from unicomp.modalities.image.io import ImageSignal
-from unicomp.modalities.image.modality import DEFAULT_RATE, RATES, ImageModality
+from unicomp.modalities.image.modality import RATES, ImageModality
 from unicomp.plugins.manager import get_registry
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -86,16 +86,16 @@ def at_rate(sweep: list[Row], bpp: float) -> Row:
     }
 
 
-def evaluate(codecs: dict[str, Codec], signals: dict[str, ImageSignal]) -> dict[str, list[Row]]:
+def evaluate(codec: Codec, signals: dict[str, ImageSignal]) -> dict[str, list[Row]]:
     """Every image at every operating point, search on and off, with the classic codecs."""
     results: dict[str, list[Row]] = {}
-    modality = next(iter(codecs.values())).modality
+    modality = codec.modality
     for name, signal in signals.items():
         sweeps = {label: classic_sweep(modality, signal, f) for label, f in CLASSIC.items()}
-        for point, codec in codecs.items():
+        for point in RATES:
             for search in ("admm", "no-admm"):
                 started = time.monotonic()
-                data, _ = codec.encode(signal, 0 if search == "no-admm" else None)
+                data, _ = codec.encode(signal, 0 if search == "no-admm" else None, point)
                 seconds = time.monotonic() - started
                 bpp = 8 * len(data) / (signal.height * signal.width)
                 row = {"image": name, "bpp": bpp, "seconds": seconds}
@@ -110,7 +110,7 @@ def evaluate(codecs: dict[str, Codec], signals: dict[str, ImageSignal]) -> dict[
 
 
 def timing(codec: Codec, signal: ImageSignal) -> Row:
-    """Encode (default settings) and decode seconds of one image of TIMING_SIZE."""
+    """Encode (default settings and rate) and decode seconds of one image of TIMING_SIZE."""
     started = time.monotonic()
     data, report = codec.encode(signal)
     encoded = time.monotonic()
@@ -199,11 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     modality = ImageModality()
-    codecs = {
-        point: Codec.from_pretrained(modality.default_model(point), get_registry())
-        for point in RATES
-    }
-    codec = codecs[DEFAULT_RATE]
+    codec = Codec.from_pretrained(modality.default_model(None), get_registry())
     signals = load_signals(modality, args.images)
     if args.limit:
         names = list(signals)[:: max(1, len(signals) // args.limit)][: args.limit]
@@ -217,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             "sweep": admm_sweep(codec, signals),
         }
     else:
-        results = evaluate(codecs, signals)
+        results = evaluate(codec, signals)
         table = summary(results)
         for name, row in table.items():
             print(f"{name}: {_describe(row)}", flush=True)
@@ -225,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"timing: {_describe(speed)}", flush=True)
         output = {
             "name": codec.name,
-            "description": f"{', '.join(c.name for c in codecs.values())} on {args.images} "
+            "description": f"{codec.name} at {', '.join(RATES)} on {args.images} "
             "beside Pillow JPEG/WebP",
             "threads": args.threads,
             "summary": table,

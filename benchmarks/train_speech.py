@@ -22,21 +22,18 @@ import argparse
 import dataclasses
 import random
 import shlex
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from unicomp.core.calibration import calibrate_points
 from unicomp.core.checkpoint import load_model, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import load_overrides, merge
 from unicomp.core.data import CropDataset, find_files
-from unicomp.core.entropy import EntropyTables
-from unicomp.core.rate_control import find_operating_point
-from unicomp.core.trainer import StepReport, Trainer
+from unicomp.core.trainer import Trainer, print_every
 from unicomp.modalities.speech.modality import (
     DEFAULT_RATE,
     SAMPLE_RATE,
@@ -50,7 +47,6 @@ DEFAULT_OUT = Path.home() / ".cache" / "unicomp" / "runs" / "speech-v1"
 #: Calibration material: this many 10 s clips per language folder of the train split.
 CLIPS_PER_FOLDER = 1
 CLIP_SECONDS = 10.0
-TABLE_ROUNDS = 4
 #: Telephone audio is 8 kHz: an 8 kHz copy of every Nth prompt teaches the model that
 #: an empty upper band is to be kept empty, not filled in.
 NARROWBAND_EVERY = 2
@@ -84,23 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             f"plus an 8 kHz copy of 1 in {NARROWBAND_EVERY} ({len(dataset)} items)",
         }
     }
-    started = time.monotonic()
-
-    def report(step: StepReport) -> None:
-        if step.step % config.train.log_every == 0:
-            losses = " ".join(f"{k} {v:.4f}" for k, v in step.losses.items())
-            elapsed = time.monotonic() - started
-            print(
-                f"step {step.step} [{step.phase}] {losses} "
-                f"({step.steps_per_second:.2f} steps/s, {elapsed / 60:.1f} min)",
-                flush=True,
-            )
-
     print(f"training {config.name} into {args.out} ({config.train.total_steps} steps)", flush=True)
     trainer = Trainer(modality, config, dataset, args.out, card=card)
     if args.resume and trainer.resume():
         print(f"resumed at step {trainer.step}", flush=True)
-    card_path = trainer.run(stop_at=args.stop_at, on_step=report)
+    card_path = trainer.run(stop_at=args.stop_at, on_step=print_every(config.train.log_every))
     print(f"done: {card_path or args.out}", flush=True)
     return 0
 
@@ -142,69 +126,6 @@ def train_clips(data_dir: Path, per_folder: int = CLIPS_PER_FOLDER) -> list[Spee
     return clips + [narrowband(clip) for clip in clips]
 
 
-def mean_rate(codec: Codec, clips: list[SpeechSignal], point: str) -> float:
-    """Mean real bitrate (kbps, header included) of the clips at one operating point."""
-    return statistics.mean(codec.encode(clip, operating_point=point)[1].rate for clip in clips)
-
-
-def set_point(codec: Codec, label: str, weight: float, tables: EntropyTables) -> None:
-    """Give operating point ``label`` a rate weight and entropy tables.
-
-    The default point's weight and tables become the search's and the coder's own, so a
-    file coded without naming a point is coded exactly at the default point.
-    """
-    config = codec.model.config
-    default = label == DEFAULT_RATE
-    codec.model.config = dataclasses.replace(
-        config,
-        operating_points={**config.operating_points, label: weight},
-        admm=dataclasses.replace(config.admm, rate_weight=weight) if default else config.admm,
-    )
-    if default:
-        codec.model.tables = tables
-    else:
-        codec.model.point_tables[label] = tables
-
-
-def calibrate(
-    codec: Codec, clips: list[SpeechSignal], label: str, training: EntropyTables
-) -> float:
-    """Rate weight and matched tables (core/rate_control.py) that meet the label's rate.
-
-    The weight is found on encoder outputs of the clips, then the aim is corrected by the
-    rate real encodes (latent search, header) reach, until it is within 3 % below.
-    Returns the mean real rate reached.
-    """
-    target = float(label.removesuffix("kbps"))
-    set_point(codec, label, 0.0, training)
-    rate = mean_rate(codec, clips, label)
-    print(f"  {label} weight 0, training tables: {rate:.3f} kbps", flush=True)
-    if rate <= target:
-        return rate
-    model = codec.model
-    with torch.no_grad():
-        latents = [model.encoder(codec.modality.analysis(clip)[0][None]) for clip in clips]
-    seconds = sum(clip.duration for clip in clips)
-    elements = sum(z.numel() for z in latents)
-    centers = model.quantizer.centers.detach()
-    aim, best = target, None
-    for _ in range(TABLE_ROUNDS):
-        bits = aim * 1000 * seconds / elements
-        weight, tables = find_operating_point(latents, centers, training, bits)
-        set_point(codec, label, weight, tables)
-        rate = mean_rate(codec, clips, label)
-        print(f"  {label} weight {weight:.5f} ({bits:.3f} bits/element): {rate:.3f} kbps")
-        if rate <= target and (best is None or rate > best[2]):
-            best = (weight, tables, rate)
-        if 0.97 * target <= rate <= target:
-            break
-        aim *= target / rate
-    if best is None:
-        raise SystemExit(f"{label}: no rate weight reached {target} kbps")
-    set_point(codec, label, *best[:2])
-    return best[2]
-
-
 def export(modality: SpeechModality, card_path: Path, data_dir: Path, target_dir: Path) -> None:
     """Calibrate every operating point on train clips and write the model to ``target_dir``.
 
@@ -212,19 +133,17 @@ def export(modality: SpeechModality, card_path: Path, data_dir: Path, target_dir
     those the run started with.
     """
     codec = Codec(modality, load_model(card_path, modality.build_networks))
-    search = modality.default_config().admm
-    codec.model.config = dataclasses.replace(codec.model.config, admm=search)
-    training = codec.model.tables
+    defaults = modality.default_config()
+    codec.model.config = dataclasses.replace(
+        codec.model.config, admm=defaults.admm, operating_points=defaults.operating_points
+    )
     clips = train_clips(data_dir)
     print(f"calibrating on {len(clips)} train clips", flush=True)
-    measured = {
-        label: calibrate(codec, clips, label, training)
-        for label in sorted(codec.model.config.operating_points, key=lambda k: k != DEFAULT_RATE)
-    }
+    reached = calibrate_points(codec, clips, clips, DEFAULT_RATE)
     calibration = {
         "data": f"{len(clips)} clips of {CLIP_SECONDS:g} s from {data_dir} (train split; "
         "half are 8 kHz copies)",
-        "mean_kbps": {label: round(rate, 4) for label, rate in measured.items()},
+        "mean_kbps": {label: round(rate, 4) for label, rate in reached.items()},
         "command": shlex.join(["python", "benchmarks/train_speech.py", *sys.argv[1:]]),
     }
     path = save_model(codec.model, target_dir, {"calibration": calibration})

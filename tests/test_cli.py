@@ -214,8 +214,18 @@ def test_train_command_uses_the_toml_config(cli, sensor_data: Path, tmp_path: Pa
         'name = "sensor-tiny"\n[train]\nfloat_steps = 4\nsoft_steps = 4\nhard_steps = 4\n'
         "adversarial_start = 2\nbatch_size = 2\n"
     )
-    result = cli("train", "--modality", "sensor", "--data", str(sensor_data),
-                 "--out", str(tmp_path / "run"), "--config", str(config), "-q")
+    result = cli(
+        "train",
+        "--modality",
+        "sensor",
+        "--data",
+        str(sensor_data),
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(config),
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     card = read_card(tmp_path / "run" / "sensor-tiny.json")
     assert card["training"]["steps"] == 12
@@ -226,24 +236,42 @@ def test_train_command_uses_the_toml_config(cli, sensor_data: Path, tmp_path: Pa
 def test_unknown_config_keys_are_usage_errors(cli, sensor_data: Path, tmp_path: Path) -> None:
     config = tmp_path / "typo.toml"
     config.write_text("[train]\nfloat_stpes = 4\n")
-    result = cli("train", "--modality", "sensor", "--data", str(sensor_data),
-                 "--out", str(tmp_path / "run"), "--config", str(config))
+    result = cli(
+        "train",
+        "--modality",
+        "sensor",
+        "--data",
+        str(sensor_data),
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(config),
+    )
     assert result.returncode == 2
     assert "float_stpes" in result.stderr
 
 
-def test_decoding_with_another_model_names_both(cli, reading: Path, sensor_data: Path,
-                                                sensor, tmp_path: Path) -> None:
+def test_decoding_with_another_model_names_both(
+    cli, reading: Path, sensor_data: Path, sensor, tmp_path: Path
+) -> None:
     from conftest import tiny_config
+
     from unicomp.core.trainer import train
 
-    other_config = tiny_config(sensor, float_steps=2, soft_steps=2, hard_steps=2,
-                               adversarial_start=1, batch_size=2)
+    other_config = tiny_config(
+        sensor, float_steps=2, soft_steps=2, hard_steps=2, adversarial_start=1, batch_size=2
+    )
     other_config.name = "sensor-other"
     other = train(sensor, other_config, sensor_data, tmp_path / "other")
     cli("compress", str(reading), "-q")
-    result = cli("decompress", str(reading.with_suffix(".ucz")), "--model", str(other),
-                 "-o", str(tmp_path / "x.csv"))
+    result = cli(
+        "decompress",
+        str(reading.with_suffix(".ucz")),
+        "--model",
+        str(other),
+        "-o",
+        str(tmp_path / "x.csv"),
+    )
     assert result.returncode == 5
     assert "sensor-default" in result.stderr and "sensor-other" in result.stderr
     assert not (tmp_path / "x.csv").exists()

@@ -25,6 +25,7 @@ from unicomp.modalities.image.modality import (
     DEFAULT_MODEL,
     MS_SSIM_MIN_SIDE,
     PAD_MULTIPLE,
+    RATES,
     ImageModality,
 )
 from unicomp.plugins.manager import build_registry
@@ -167,12 +168,11 @@ def test_distortion_is_per_item_zero_on_identity_and_differentiable(
     assert torch.isfinite(x_hat.grad).all()
 
 
-def test_rate_labels_map_to_bundled_models_and_unknown_ones_are_usage_errors(
+def test_every_rate_label_is_an_operating_point_of_the_one_bundled_model(
     image: ImageModality,
 ) -> None:
-    assert image.default_model("0.06bpp") == f"{DEFAULT_MODEL}-0.06bpp"
-    assert image.default_model("0.25bpp") == f"{DEFAULT_MODEL}-0.25bpp"
-    assert image.default_model(None) == image.default_model("0.12bpp")
+    assert all(image.default_model(rate) == DEFAULT_MODEL for rate in (None, *RATES))
+    assert set(image.default_config().operating_points) == set(RATES)
     with pytest.raises(UsageError, match="0.25bpp"):
         image.default_model("3bpp")
 

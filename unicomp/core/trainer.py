@@ -82,6 +82,26 @@ class StepReport:
         )
 
 
+def print_every(steps: int) -> Callable[[StepReport], None]:
+    """An ``on_step`` callback that prints one plain line every ``steps`` steps.
+
+    For long runs under ``nohup``, whose logs a progress bar would fill with redraws.
+    """
+    started = time.monotonic()
+
+    def report(step: StepReport) -> None:
+        if step.step % steps == 0:
+            losses = " ".join(f"{k} {v:.4f}" for k, v in step.losses.items())
+            minutes = (time.monotonic() - started) / 60
+            print(
+                f"step {step.step} [{step.phase}] {losses} "
+                f"({step.steps_per_second:.2f} steps/s, {minutes:.1f} min)",
+                flush=True,
+            )
+
+    return report
+
+
 @dataclass
 class Distributed:
     """Rank and world size of this process (1 process when not under torchrun)."""

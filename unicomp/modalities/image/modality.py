@@ -46,8 +46,8 @@ SSIM_WINDOW = 7
 #: pytorch_msssim's condition for five scales: smaller side > 16 * (window - 1).
 MS_SSIM_MIN_SIDE = 16 * (SSIM_WINDOW - 1) + 1
 
-#: The trained network; it is bundled once per rate label as ``image-v1-<label>``, each
-#: with its own rate-term weight and entropy tables (see benchmarks/train_image.py).
+#: The bundled model; it serves every rate label as an operating point with its own
+#: rate-term weight and entropy tables (see benchmarks/train_image.py).
 DEFAULT_MODEL = "image-v1"
 RATES = ("0.06bpp", "0.12bpp", "0.25bpp")
 DEFAULT_RATE = "0.12bpp"
@@ -70,6 +70,7 @@ class ImageModality:
             # 32 channels x 8 centers at 1/16 per axis: ~2.6 bits/symbol unconstrained
             # ~ 0.33 bpp, the top of the range; lower rates come from the search's rate
             # term. Encoder 0.83 M, generator 0.63 M parameters.
+            operating_points=dict.fromkeys(RATES, 0.0),
             network={
                 "widths": [24, 64, 96, 128],
                 "latent_channels": 32,
@@ -118,7 +119,7 @@ class ImageModality:
         """One network serves every rate, with per-rate search weight and tables."""
         if rate is not None and rate not in RATES:
             raise UsageError(f"no image model for --rate {rate} (known: {', '.join(RATES)})")
-        return f"{DEFAULT_MODEL}-{rate or DEFAULT_RATE}"
+        return DEFAULT_MODEL
 
     def load(self, path: Path) -> ImageSignal:
         return load_image(path)

@@ -1,0 +1,51 @@
+"""Operating points calibrated so that real files meet their rate labels."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from unicomp.core.calibration import calibrate_points, label_rate, mean_rate
+from unicomp.core.checkpoint import load_model, save_model
+from unicomp.core.codec import Codec
+from unicomp.errors import UsageError
+
+
+def test_label_rate_reads_the_number_before_the_unit() -> None:
+    assert label_rate("0.12bpp", "bpp") == 0.12
+    assert label_rate("2kbps", "kbps") == 2.0
+    with pytest.raises(UsageError, match="fast"):
+        label_rate("fast", "kbps")
+
+
+def test_calibrated_points_meet_their_labels_in_real_files(
+    sensor, sensor_model: Path, sensor_data: Path, tmp_path: Path
+) -> None:
+    codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
+    signals = [sensor.load(path) for path in sorted(sensor_data.glob("*.csv"))[:6]]
+    free = mean_rate(codec, signals, None)
+    unit = sensor.rate_unit
+    labels = [f"{0.7 * free:.3f}{unit}", f"{0.45 * free:.3f}{unit}"]
+    codec.model.config = dataclasses.replace(
+        codec.model.config, operating_points=dict.fromkeys(labels, 0.0)
+    )
+
+    reached = calibrate_points(codec, signals, signals[:3], labels[0])
+
+    for label in labels:
+        target = label_rate(label, unit)
+        assert 0.8 * target <= reached[label] <= target
+    weights = codec.model.config.operating_points
+    assert 0 < weights[labels[0]] < weights[labels[1]]
+    # The default point is what a file coded without naming one gets, byte for byte.
+    assert codec.model.config.admm.rate_weight == weights[labels[0]]
+    assert set(codec.model.point_tables) == {labels[1]}
+    assert codec.encode(signals[0])[0] == codec.encode(signals[0], operating_point=labels[0])[0]
+    # Saved and loaded, the low point still decodes to what it encoded.
+    card = save_model(codec.model, tmp_path)
+    reloaded = Codec(sensor, load_model(card, sensor.build_networks))
+    data, report = reloaded.encode(signals[1], operating_point=labels[1])
+    assert report.rate < label_rate(labels[0], unit)
+    assert reloaded.decode(data).values.shape == signals[1].values.shape

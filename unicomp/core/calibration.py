@@ -1,0 +1,145 @@
+"""Calibrate a model's operating points so that real files meet their rate labels.
+
+An operating point is a rate label such as "0.12bpp" or "2kbps" with its own rate-term
+weight and entropy tables (core/rate_control.py). The weight is first solved on encoder
+outputs of training signals, where it is cheap; the real rate of a file then differs
+(the latent search moves indices, the header costs bits), so the aim is corrected by the
+real rates of earlier tries and solved again, until a real rate lands just below the
+label. Calibration data must be training data, never evaluation data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from unicomp.core.codec import Codec
+from unicomp.core.entropy import EntropyTables
+from unicomp.core.rate_control import find_operating_point
+from unicomp.errors import UsageError
+
+#: A real rate within this fraction below the label ends the search.
+TOLERANCE = 0.03
+ROUNDS = 4
+
+
+def label_rate(label: str, unit: str) -> float:
+    """The number in a rate label: ``label_rate("0.12bpp", "bpp") == 0.12``."""
+    try:
+        return float(label.removesuffix(unit))
+    except ValueError:
+        raise UsageError(f"operating point {label!r} is not a rate in {unit}") from None
+
+
+def set_point(
+    codec: Codec, label: str, weight: float, tables: EntropyTables, default: bool
+) -> None:
+    """Give operating point ``label`` a rate weight and entropy tables.
+
+    The default point's weight and tables become the search's and the coder's own, so a
+    file coded without naming a point is coded exactly at the default point.
+    """
+    config = codec.model.config
+    codec.model.config = dataclasses.replace(
+        config,
+        operating_points={**config.operating_points, label: weight},
+        admm=dataclasses.replace(config.admm, rate_weight=weight) if default else config.admm,
+    )
+    if default:
+        codec.model.tables = tables
+    else:
+        codec.model.point_tables[label] = tables
+
+
+def mean_rate(codec: Codec, signals: Sequence[Any], label: str) -> float:
+    """Mean real rate (header included) of ``signals`` coded at operating point ``label``."""
+    return statistics.fmean(codec.encode(s, operating_point=label)[1].rate for s in signals)
+
+
+def calibrate(
+    codec: Codec,
+    signals: Sequence[Any],
+    measured_on: Sequence[Any],
+    label: str,
+    log: Callable[[str], None] = print,
+) -> float:
+    """Set ``label``'s weight and tables so that real files of ``measured_on`` meet it.
+
+    ``signals`` (all the calibration data) shape the tables; real encodes of the subset
+    ``measured_on`` correct the aim. Returns the mean real rate reached, at most the
+    label's: the closest round below it is kept.
+    """
+    modality, model = codec.modality, codec.model
+    target = label_rate(label, modality.rate_unit)
+    training_tables = model.tables
+    set_point(codec, label, 0.0, training_tables, False)
+    rate = mean_rate(codec, measured_on, label)
+    log(f"{label}: no rate term, training tables: {rate:.4f} {modality.rate_unit}")
+    if rate <= target:
+        return rate
+    with torch.no_grad():
+        latents = [model.encoder(modality.analysis(s)[0].unsqueeze(0)) for s in signals]
+    # Rate units per bit of each signal, so that a rate aim becomes bits per element.
+    bits_per_unit = sum(1.0 / modality.rate(1, s) for s in signals)
+    elements = sum(z.numel() for z in latents)
+    centers = model.quantizer.centers.detach()
+    goal = (1 - TOLERANCE / 2) * target
+    tried: list[tuple[float, float]] = []  # (aimed rate, real rate)
+    best = None
+    for _ in range(ROUNDS):
+        aim = _next_aim(tried, goal)
+        bits = aim * bits_per_unit / elements
+        weight, tables = find_operating_point(latents, centers, training_tables, bits)
+        set_point(codec, label, weight, tables, False)
+        rate = mean_rate(codec, measured_on, label)
+        log(f"{label}: weight {weight:.4g} ({bits:.3f} bits/element): {rate:.4f}")
+        tried.append((aim, rate))
+        if rate <= target and (best is None or rate > best[2]):
+            best = (weight, tables, rate)
+        if (1 - TOLERANCE) * target <= rate <= target:
+            break
+    if best is None:
+        raise UsageError(f"{label}: no rate weight reached {target} {modality.rate_unit}")
+    set_point(codec, label, best[0], best[1], False)
+    return best[2]
+
+
+def _next_aim(tried: Sequence[tuple[float, float]], goal: float) -> float:
+    """The aimed rate expected to give a real rate of ``goal``.
+
+    Real rates are not proportional to aimed ones (the header is a fixed cost, the
+    search moves indices), so after two tries the secant through the last two is used.
+    """
+    if not tried:
+        return goal
+    (aim, rate), previous = tried[-1], tried[-2] if len(tried) > 1 else None
+    if previous is not None and previous[1] != rate:
+        slope = (rate - previous[1]) / (aim - previous[0])
+        if slope > 0:
+            return max(aim + (goal - rate) / slope, 0.1 * aim)
+    return aim * goal / rate
+
+
+def calibrate_points(
+    codec: Codec,
+    signals: Sequence[Any],
+    measured_on: Sequence[Any],
+    default_label: str,
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Calibrate every operating point of the model; returns the real rate each reached.
+
+    Every point is fitted from the training tables; at the end the default point's
+    tables replace them, since a file coded without naming a point is coded at it.
+    """
+    reached = {
+        label: calibrate(codec, signals, measured_on, label, log)
+        for label in codec.model.config.operating_points
+    }
+    weight = codec.model.config.operating_points[default_label]
+    set_point(codec, default_label, weight, codec.model.point_tables.pop(default_label), True)
+    return reached
