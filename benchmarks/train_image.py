@@ -76,6 +76,20 @@ def typical_size(signal: ImageSignal) -> ImageSignal:
     return ImageSignal(pixels.reshape(size[1], size[0], -1), signal.mode)
 
 
+def typical_photos(modality: ImageModality, folder: Path) -> list[ImageSignal]:
+    """The images of ``folder`` the modality accepts, each at :func:`typical_size`: what
+    calibration and the search-settings sweep (tune_admm.py) code."""
+    signals = []
+    for path in find_files(modality, folder):
+        try:
+            signal = typical_size(modality.load(path))
+            modality.analysis(signal)
+        except InputError:
+            continue
+        signals.append(signal)
+    return signals
+
+
 def export(run: Path, data: Path, dest: Path, command: str) -> Path:
     """Calibrate the run's latest model's operating points and save it into ``dest``.
 
@@ -92,14 +106,7 @@ def export(run: Path, data: Path, dest: Path, command: str) -> Path:
     model.config = dataclasses.replace(
         model.config, admm=defaults.admm, operating_points=defaults.operating_points
     )
-    signals = []
-    for path in find_files(modality, data):
-        try:
-            signal = typical_size(modality.load(path))
-            modality.analysis(signal)
-        except InputError:
-            continue
-        signals.append(signal)
+    signals = typical_photos(modality, data)
     subset = signals[:: max(1, len(signals) // CORRECTION_IMAGES)][:CORRECTION_IMAGES]
     codec = Codec(modality, model)
     reached = calibrate_points(codec, signals, subset, DEFAULT_RATE)

@@ -35,8 +35,10 @@ def main() -> None:
     print(f"modalities: {', '.join(sorted(registry.modalities))}")
     print(f"bundled models: {', '.join(sorted(models)) or 'none yet'}")
     with tempfile.TemporaryDirectory() as scratch:
-        for sample in sorted(SAMPLES.glob("*")) if SAMPLES.is_dir() else []:
-            demo_sample(sample, Path(scratch), registry, models)
+        extensions = {e for m in registry.modalities.values() for e in m.extensions}
+        for sample in sorted(SAMPLES.glob("*")):
+            if sample.suffix.lower() in extensions:
+                demo_sample(sample, Path(scratch), registry, models)
         demo_plugin(Path(scratch))
 
 

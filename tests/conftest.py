@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +26,14 @@ from unicomp_sensor import plugin as sensor_plugin  # noqa: E402
 from unicomp_sensor.modality import SensorModality  # noqa: E402
 from unicomp_sensor.synthetic import synthetic_reading  # noqa: E402
 
+from unicomp.cli import main  # noqa: E402
+from unicomp.core.checkpoint import Model, save_model  # noqa: E402
 from unicomp.core.config import ModelConfig, merge  # noqa: E402
+from unicomp.core.entropy import EntropyTables  # noqa: E402
+from unicomp.core.quantizer import Quantizer  # noqa: E402
 from unicomp.core.trainer import train  # noqa: E402
-from unicomp.plugins.manager import build_registry  # noqa: E402
+from unicomp.modalities.base import Modality  # noqa: E402
+from unicomp.plugins.manager import build_registry, get_registry  # noqa: E402
 
 torch.set_num_threads(1)  # small models on a shared 2-core machine: one thread is fastest
 
@@ -34,6 +41,23 @@ torch.set_num_threads(1)  # small models on a shared 2-core machine: one thread 
 def write_csv(path: Path, values: np.ndarray) -> Path:
     path.write_text("value\n" + "\n".join(f"{v:.9g}" for v in values) + "\n", encoding="utf-8")
     return path
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR (with a correct CRC) declares ``width x height``; no real data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +91,27 @@ def tiny_config(sensor: SensorModality, **train: object) -> ModelConfig:
         **train,
     }
     return merge(sensor.default_config(), {"train": overrides})
+
+
+def random_model(modality: Modality, folder: Path, seed: int = 0) -> Path:
+    """Card path of a model of ``modality``'s default config with random weights.
+
+    Decoding up to the generator needs only the config, centers and entropy tables, so
+    untrained weights are enough there. The tables are skewed like trained ones, one
+    set per operating point, so that every coder a header may name exists.
+    """
+    torch.manual_seed(seed)
+    config = modality.default_config()
+    encoder, generator, _ = modality.build_networks(config.network)
+    shape = (config.network["latent_channels"], config.quantizer.num_centers)
+
+    def tables() -> EntropyTables:
+        return EntropyTables.from_counts(torch.rand(shape, dtype=torch.float64) ** 4)
+
+    points = {label: tables() for label in config.operating_points}
+    quantizer = Quantizer(config.quantizer)
+    model = Model(config, encoder, generator, quantizer, tables(), point_tables=points)
+    return save_model(model, folder)
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +151,34 @@ def installed_example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
     env.pop("UNICOMP_DISABLE_PLUGIN_AUTOLOAD", None)
     return env
+
+
+@pytest.fixture(scope="module")
+def cli_env(installed_example: dict[str, str], sensor_model: Path) -> dict[str, str]:
+    """Example plugin importable through its entry point, the test model on the search path."""
+    return {**installed_example, "UNICOMP_MODEL_PATH": str(sensor_model.parent)}
+
+
+@pytest.fixture()
+def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """Run the CLI in this process (fast), seeing what a user with the plugin installed sees."""
+    for folder in reversed(cli_env["PYTHONPATH"].split(os.pathsep)):
+        if folder:
+            monkeypatch.syspath_prepend(folder)
+    monkeypatch.setenv("UNICOMP_MODEL_PATH", cli_env["UNICOMP_MODEL_PATH"])
+    monkeypatch.delenv("UNICOMP_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    get_registry.cache_clear()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setattr(sys, "argv", ["unicomp", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        captured = capsys.readouterr()
+        code = exit_info.value.code or 0
+        return subprocess.CompletedProcess(args, int(code), captured.out, captured.err)
+
+    yield run
+    get_registry.cache_clear()
 
 
 def run_cli(

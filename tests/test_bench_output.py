@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from unicomp.bench.at_rates import quality_at_anchor_rates
 from unicomp.bench.export import write_outputs
 from unicomp.bench.records import Record, RecordStore
 from unicomp.bench.report import BenchReport
 from unicomp.bench.summary import Curve, Point, bd_against, summarize
+from unicomp.bench.tables import results_table
 from unicomp.errors import UsageError
 
 QUALITIES = (10, 50, 90)
@@ -56,6 +58,7 @@ def report() -> BenchReport:
         unavailable={"avif": "this Pillow was built without avif support"},
         anchor="jpeg",
         bd=bd_against(curves[0], curves, ["psnr", "ms_ssim"]),
+        at_anchor_rates=quality_at_anchor_rates(curves[0], curves, ["psnr", "ms_ssim"]),
     )
 
 
@@ -78,6 +81,20 @@ def test_json_is_in_compressai_layout_and_its_plot_tool_reads_it(
     assert parse_json_file(tmp_path / "image-webp.json", "ms-ssim")["xs"] == results["bpp"]
 
 
+def test_json_has_the_quality_at_the_anchors_rates_beside_the_results(
+    report: BenchReport, tmp_path: Path
+) -> None:
+    write_outputs(report, tmp_path)
+    table = json.loads((tmp_path / "image-webp.json").read_text())["at_anchor_rates"]
+    assert table["anchor"] == "jpeg" and table["anchor_quality"] == list(QUALITIES)
+    assert table["bpp"] == pytest.approx([0.15, 0.75, 1.35])
+    # the same rates as its own points, 1.5 dB above the anchor's
+    assert table["psnr"] == pytest.approx([28.0, 32.0, 36.0])
+    assert table["outside"] == [None, None, None]
+    summary = json.loads((tmp_path / "image-summary.json").read_text())
+    assert summary["codecs"][1]["at_anchor_rates"] == table
+
+
 def test_csv_has_every_measurement_and_the_means(report: BenchReport, tmp_path: Path) -> None:
     write_outputs(report, tmp_path)
     with (tmp_path / "image-items.csv").open() as stream:
@@ -90,6 +107,13 @@ def test_csv_has_every_measurement_and_the_means(report: BenchReport, tmp_path: 
         ("jpeg", "10", "2"),
         ("jpeg", "50", "2"),
     ]
+    with (tmp_path / "image-at-anchor-rates.csv").open() as stream:
+        at_rates = list(csv.DictReader(stream))
+    assert [(r["anchor_quality"], r["codec"]) for r in at_rates][:2] == [
+        ("10", "jpeg"),
+        ("10", "webp"),
+    ]
+    assert float(at_rates[1]["psnr"]) == pytest.approx(28.0) and at_rates[1]["outside"] == ""
 
 
 def test_plots_and_summary_are_written(report: BenchReport, tmp_path: Path) -> None:
@@ -99,6 +123,8 @@ def test_plots_and_summary_are_written(report: BenchReport, tmp_path: Path) -> N
     summary = (tmp_path / "image-summary.md").read_text()
     assert "| webp | 10 | 2 | 0.15 | 28 | 0.91 |" in summary
     assert "BD-rate vs jpeg" in summary
+    assert "Quality at the rates of jpeg" in summary
+    assert "| 10 | 0.15 | webp | 28 | 0.91 | interpolated |" in summary
     assert "- avif: this Pillow was built without avif support" in summary
     assert "- webp: c.png at 10: BaselineError: boom" in summary
     data = json.loads((tmp_path / "image-summary.json").read_text())
@@ -155,3 +181,36 @@ def test_earlier_results_are_kept_only_when_asked(tmp_path: Path) -> None:
         RecordStore.open(path, resume=False, overwrite=False)
     assert len(RecordStore.open(path, resume=True, overwrite=False).load()) == 1
     assert RecordStore.open(path, resume=False, overwrite=True).load() == []
+
+
+def test_speed_per_second_of_audio_is_pooled_over_the_items(tmp_path: Path) -> None:
+    """2 s and 8 s clips encoded in 1 s and 3 s, decoded in 0.1 s and 0.4 s: the encoder
+    needs 0.4 s per second of audio and the decoder runs at 20 times real time."""
+    timed = [
+        Record("opus", "d", item, 6, 100, 6.0, {"stoi": 0.9}, encode, decode, size=size)
+        for item, size, encode, decode in (("a.wav", 2.0, 1.0, 0.1), ("b.wav", 8.0, 3.0, 0.4))
+    ]
+    (point,) = summarize(timed, "opus", "d", [6]).points
+    assert point.encode_seconds_per_unit == pytest.approx(0.4)
+    assert point.decode_units_per_second == pytest.approx(20.0)
+    curves = [summarize(timed, "opus", "d", [6])]
+    headers, rows = results_table(curves, "kbps", ["stoi"], size_unit="s")
+    assert headers[-3:-1] == ["enc s/s", "dec s/s"] and rows[0][-3:-1] == ["0.4", "20"]
+    report = BenchReport(
+        "speech", "kbps", ["stoi"], ["a.wav", "b.wav"], timed, curves, {}, None, []
+    )
+    report.size_unit = "s"
+    write_outputs(report, tmp_path)
+    results = json.loads((tmp_path / "speech-opus.json").read_text())
+    assert results["size_unit"] == "s"
+    assert results["results"]["decoding_units_per_second"] == pytest.approx([20.0])
+    with (tmp_path / "speech-mean.csv").open() as stream:
+        (mean,) = csv.DictReader(stream)
+    assert float(mean["encode_s_per_s"]) == pytest.approx(0.4)
+
+
+def test_without_a_size_unit_speed_is_per_item_only() -> None:
+    (point,) = summarize(records("jpeg", 0.0), "jpeg", "jpeg for tests", [10]).points
+    assert point.encode_seconds_per_unit is None and point.decode_units_per_second is None
+    headers, _ = results_table([], "bpp", ["psnr"])
+    assert not any("/s" in header for header in headers)

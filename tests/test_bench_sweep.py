@@ -1,6 +1,7 @@
 """``unicomp bench`` end to end on two tiny images and two short clips: every codec runs
-its whole sweep on every item, a trained unicomp model is swept like a baseline, what
-cannot run is reported with the reason, and Ctrl-C keeps what is done for ``--resume``."""
+its whole sweep on every item, a trained unicomp model is swept like a baseline (and
+with its latent search off, as the ablation), what cannot run is reported with the
+reason, and Ctrl-C keeps what is done for ``--resume``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 from unicomp_sensor.modality import SensorModality
 
-from unicomp.bench.run import run_bench
+from unicomp.bench.run import available_names, run_bench
 from unicomp.cli import app
 from unicomp.core.checkpoint import Model, save_model
 from unicomp.core.config import merge
@@ -67,6 +68,9 @@ def test_jpeg_and_webp_run_their_whole_sweep_on_every_image(
         assert highest.metrics["psnr"] > lowest.metrics["psnr"]
     assert report.measured == 2 * (9 + 8)
     assert report.anchor == "jpeg" and {r.metric for r in report.bd} == {"psnr", "ms_ssim"}
+    assert {r.codec for r in report.at_anchor_rates} == {"jpeg", "webp"}
+    assert report.size_unit == "Mpx"
+    assert all(p.encode_seconds_per_unit and p.decode_units_per_second for p in curve.points)
     assert json.loads((tmp_path / "image-webp.json").read_text())["name"] == "webp"
 
 
@@ -84,6 +88,7 @@ def test_codec2_runs_every_mode_on_every_clip_with_rates_from_the_file_size(
     assert rates["3200"] == pytest.approx(3.2 + 7 * 8 / 1000, rel=0.05)
     assert rates["700C"] < rates["1200"] < rates["2400"] < rates["3200"]
     assert all(0 < p.metrics["stoi"] <= 1 for p in curve.points)
+    assert report.size_unit == "s" and {r.size for r in report.records} == {1.0}
 
 
 def test_a_missing_tool_is_reported_with_its_package_and_nothing_fails(
@@ -117,13 +122,31 @@ def test_a_unicomp_model_is_swept_over_its_operating_points_like_a_baseline(
     for name in ("a.csv", "b.csv"):
         write_csv(data / name, rng.standard_normal(700).cumsum())
     report = run_bench(
-        "sensor", data, tmp_path, codecs=["unicomp"], model=str(sensor_card), registry=registry
+        "sensor",
+        data,
+        tmp_path,
+        codecs=["unicomp", "unicomp-no-admm"],
+        model=str(sensor_card),
+        registry=registry,
     )
-    (curve,) = report.curves
-    assert curve.codec == "unicomp" and "sensor-default" in curve.description
-    assert not curve.failures
-    assert [p.quality for p in curve.points] == ["1bits", "4bits"]
-    assert all(p.items == 2 and p.rate > 0 and p.metrics for p in curve.points)
+    searched, ablation = report.curves
+    assert searched.codec == "unicomp" and "sensor-default" in searched.description
+    assert ablation.codec == "unicomp-no-admm" and "0 ADMM iterations" in ablation.description
+    for curve in report.curves:
+        assert not curve.failures
+        assert [p.quality for p in curve.points] == ["1bits", "4bits"]
+        assert all(p.items == 2 and p.rate > 0 and p.metrics for p in curve.points)
+    assert report.anchor == "unicomp"
+    at_rates = [r for r in report.at_anchor_rates if r.codec == "unicomp-no-admm"]
+    assert [r.setting for r in at_rates] == ["1bits", "4bits"]
+    # a modality without the optional size: speed per item only
+    assert report.size_unit is None and searched.points[0].encode_seconds_per_unit is None
+
+
+def test_the_no_admm_ablation_runs_beside_unicomp_by_default(
+    registry: Registry, sensor: SensorModality
+) -> None:
+    assert available_names(registry, sensor)[:2] == ["unicomp", "unicomp-no-admm"]
 
 
 def test_without_model_the_default_model_is_found_in_the_model_path(
@@ -150,6 +173,16 @@ def test_a_missing_model_is_skipped_with_the_reason(
     )
     assert "'no-such-model' not found" in report.unavailable["unicomp"]
     assert [c.codec for c in report.curves] == ["jpeg"]
+    missing_ablation = run_bench(
+        "image",
+        photos,
+        tmp_path,
+        codecs=["unicomp-no-admm"],
+        model="no-such-model",
+        overwrite=True,
+        registry=registry,
+    )
+    assert "'no-such-model' not found" in missing_ablation.unavailable["unicomp-no-admm"]
 
 
 def test_ctrl_c_keeps_what_is_done_and_resume_measures_only_the_rest(
@@ -191,6 +224,8 @@ def test_cli_prints_the_tables_and_writes_the_files(photos: Path, tmp_path: Path
     done = CliRunner().invoke(app, [*arguments, "--codecs", "jpeg,webp"])
     assert done.exit_code == 0, done.output
     assert "jpeg" in done.output and "Bjøntegaard" in done.output
+    assert "Quality at the rates of jpeg" in done.output
+    assert "enc s/Mpx | dec Mpx/s" in (tmp_path / "image-summary.md").read_text()
     assert (tmp_path / "image-psnr.png").exists()
     again = CliRunner().invoke(app, arguments)
     assert isinstance(again.exception, UsageError) and "--resume" in str(again.exception)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,35 +14,6 @@ from unicomp_sensor.synthetic import synthetic_reading
 from unicomp.cli import main
 from unicomp.core.checkpoint import read_card
 from unicomp.errors import InputError
-from unicomp.plugins.manager import get_registry
-
-
-@pytest.fixture(scope="module")
-def cli_env(installed_example: dict[str, str], sensor_model: Path) -> dict[str, str]:
-    """Example plugin importable through its entry point, the test model on the search path."""
-    return {**installed_example, "UNICOMP_MODEL_PATH": str(sensor_model.parent)}
-
-
-@pytest.fixture()
-def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    """Run the CLI in this process (fast), seeing what a user with the plugin installed sees."""
-    for folder in reversed(cli_env["PYTHONPATH"].split(os.pathsep)):
-        if folder:
-            monkeypatch.syspath_prepend(folder)
-    monkeypatch.setenv("UNICOMP_MODEL_PATH", cli_env["UNICOMP_MODEL_PATH"])
-    monkeypatch.delenv("UNICOMP_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    get_registry.cache_clear()
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        monkeypatch.setattr(sys, "argv", ["unicomp", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-        captured = capsys.readouterr()
-        code = exit_info.value.code or 0
-        return subprocess.CompletedProcess(args, int(code), captured.out, captured.err)
-
-    yield run
-    get_registry.cache_clear()
 
 
 @pytest.fixture()
@@ -156,7 +125,7 @@ def test_a_file_of_another_model_is_a_model_error(
     ("make", "code", "message"),
     [
         (lambda d: d / "missing.csv", 3, "does not exist"),
-        (lambda d: d, 3, "is not a file"),
+        (lambda d: d, 2, "is a folder: name the output folder with -o"),
         (lambda d: _write(d / "empty.csv", b""), 3, "0 samples"),
         (lambda d: _write(d / "words.csv", b"value\nhello\n"), 3, "not a number"),
         (lambda d: _write(d / "notes.txt", b"1\n2\n"), 3, "no modality reads .txt"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import struct
 import tracemalloc
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +18,7 @@ from unicomp.errors import FormatError
 names = st.text(min_size=0, max_size=40)
 side_values = st.one_of(
     st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1),
-    st.floats(allow_nan=False),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=30),
 )
 headers = st.builds(
@@ -122,3 +125,16 @@ def test_writer_refuses_headers_a_reader_would_refuse() -> None:
         Header("x" * 300, "m", bytes(8), (1,))
     with pytest.raises(FormatError):
         Header("image", "m", bytes(8), (1 << 14, 1 << 14))
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_side_info_floats_must_be_finite(value: float) -> None:
+    with pytest.raises(FormatError, match="not a finite number"):
+        Header("sensor", "m", bytes(8), (2, 3), side_info={"scale": value})
+
+
+def test_a_side_info_key_given_twice_is_refused() -> None:
+    body = pack(Header("sensor", "m", bytes(8), (2, 3), side_info={"a": 1, "b": 2}), bytes(8))[:-4]
+    twice = body.replace(b"\x01b\x00", b"\x01a\x00")
+    with pytest.raises(FormatError, match="'a' appears twice"):
+        unpack(twice + struct.pack("<I", zlib.crc32(twice)))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from unicomp.core import entropy
 from unicomp.core.entropy import TOTAL, EntropyTables
-from unicomp.errors import ModelError
+from unicomp.errors import FormatError, ModelError
 
 
 def skewed_indices(channels: int, count: int, k: int, seed: int = 0) -> torch.Tensor:
@@ -81,11 +81,61 @@ def test_bits_table_matches_the_frequencies() -> None:
 
 @settings(max_examples=200)
 @given(st.binary(max_size=64), st.integers(1, 300))
-def test_decoding_garbage_returns_valid_indices(payload: bytes, count: int) -> None:
+def test_decoding_garbage_returns_valid_indices_or_a_format_error(
+    payload: bytes, count: int
+) -> None:
     tables = EntropyTables.from_counts(torch.tensor([[5.0, 1.0, 1.0, 9.0], [1.0, 1.0, 1.0, 1.0]]))
-    decoded = entropy.decode(payload, (2, count), tables)
+    try:
+        decoded = entropy.decode(payload, (2, count), tables)
+    except FormatError:
+        return
     assert decoded.shape == (2, count)
     assert decoded.min() >= 0 and decoded.max() < 4
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 4),
+    st.integers(2, 16),
+    st.integers(1, 3000),
+    st.sampled_from([0.0, 1.0, 8.0]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_payload_bound_never_refuses_a_real_stream(
+    channels: int, symbols: int, count: int, skew: float, likeliest: bool, seed: int
+) -> None:
+    """Uniform tables put a stream right at the bound; all-likeliest symbols are its cheapest."""
+    generator = torch.Generator().manual_seed(seed)
+    tables = EntropyTables.from_counts(
+        torch.rand(channels, symbols, generator=generator, dtype=torch.float64) ** skew
+    )
+    freq = torch.tensor(tables.frequencies, dtype=torch.float64)
+    if likeliest:
+        indices = freq.argmax(dim=1, keepdim=True).expand(channels, count).contiguous()
+    else:
+        indices = torch.multinomial(freq, count, replacement=True, generator=generator)
+    payload = entropy.encode(indices, tables)
+    assert torch.equal(entropy.decode(payload, tuple(indices.shape), tables), indices)
+
+
+def test_a_latent_its_payload_cannot_hold_is_refused() -> None:
+    tables = EntropyTables.uniform(2, 8)
+    payload = entropy.encode(torch.zeros(2, 100, dtype=torch.int64), tables)
+    with pytest.raises(FormatError, match="cannot hold 200 elements per channel"):
+        entropy.decode(payload, (2, 200), tables)
+    for cut in (payload[:-1], payload[:4], b""):
+        with pytest.raises(FormatError, match="is not a rANS stream"):
+            entropy.decode(cut, (2, 100), tables)
+
+
+@pytest.mark.parametrize("count", range(1, 8))
+def test_tiny_latents_encode_without_overrunning_the_coder(count: int) -> None:
+    tables = EntropyTables(((1, TOTAL - 1),))  # symbol 0 costs 16 bits: the most words
+    indices = torch.zeros(1, count, dtype=torch.int64)
+    for _ in range(50):
+        payload = entropy.encode(indices, tables)
+        assert torch.equal(entropy.decode(payload, (1, count), tables), indices)
 
 
 def test_invalid_tables_are_refused() -> None:

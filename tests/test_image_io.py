@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-import struct
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import png_header_only
 from PIL import Image
 
 from unicomp.errors import InputError
@@ -186,23 +185,6 @@ def test_one_bit_image_loads_as_grey(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- refusals
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR (with a correct CRC) declares ``width x height``; no real data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.mark.parametrize(
     ("width", "height"),
     [
@@ -214,7 +196,7 @@ def _png_header_only(width: int, height: int) -> bytes:
 def test_decompression_bomb_refused_fast(tmp_path: Path, width: int, height: int) -> None:
     assert io.MAX_PIXELS < 9_000 * 8_000 < Image.MAX_IMAGE_PIXELS
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header_only(width, height))
+    path.write_bytes(png_header_only(width, height))
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no Pillow warning may leak either

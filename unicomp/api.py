@@ -15,8 +15,8 @@ from typing import Any
 
 from unicomp.atomic import atomic_output, check_output, write_bytes_atomic
 from unicomp.core import container
-from unicomp.core.codec import Codec, EncodeReport
-from unicomp.errors import FormatError, InputError
+from unicomp.core.codec import Codec, EncodeReport, find_model
+from unicomp.errors import FormatError, InputError, ModelError
 from unicomp.plugins.manager import Registry, get_registry
 
 UCZ_SUFFIX = ".ucz"
@@ -72,20 +72,27 @@ def compress(
     metrics: bool = False,
     on_iteration: Callable[[int, int], None] | None = None,
     registry: Registry | None = None,
+    codecs: dict[str, Codec] | None = None,
 ) -> CompressResult:
-    """Compress the file at ``path`` into ``output`` (default: same name, .ucz)."""
+    """Compress the file at ``path`` into ``output`` (default: same name, .ucz).
+
+    The input is read before the model is loaded, so a bad file is reported as a bad
+    file even where no model is installed. ``codecs`` keeps loaded models between calls
+    (a folder worker passes one, so each model loads once per process).
+    """
     registry = registry or get_registry()
     source = _existing_file(path)
     target = Path(output) if output is not None else source.with_suffix(UCZ_SUFFIX)
     modality = registry.modality_for(source)
     _check_distinct(source, target)
     check_output(target, overwrite)
-    codec = load_codec(model, modality.name, rate, registry)
+    model_name = model if model is not None else modality.default_model(rate)
+    signal = modality.load(source)
+    codec = _codec(model_name, registry, codecs)
     if codec.modality.name != modality.name:
         raise InputError(
             f"model {codec.name!r} codes {codec.modality.name!r}, but {source} is {modality.name!r}"
         )
-    signal = modality.load(source)
     data, report = codec.encode(signal, admm_iterations, rate, on_iteration)
     scores = modality.metrics(signal, codec.decode(data)) if metrics else None
     write_bytes_atomic(target, data, overwrite)
@@ -99,17 +106,32 @@ def decompress(
     model: PathLike | None = None,
     overwrite: bool = False,
     registry: Registry | None = None,
+    output_dir: PathLike | None = None,
+    codecs: dict[str, Codec] | None = None,
 ) -> DecompressResult:
-    """Decode a .ucz file with the model its header names (or ``model``)."""
+    """Decode a .ucz file with the model its header names (or ``model``).
+
+    Without ``output`` the decoded file takes the input's name less ``.ucz``, so
+    ``x.png.ucz`` gives back ``x.png`` and ``x.ucz`` gives ``x`` plus the modality's
+    first extension; it goes beside the input, or into ``output_dir``. ``codecs`` is
+    as for :func:`compress`.
+    """
     registry = registry or get_registry()
     source = _existing_file(path)
     data = read_ucz(source)
     header, _ = container.unpack(data)
+    if header.modality not in registry.modalities:
+        raise ModelError(f"{source} holds {header.modality!r} data; no installed plugin decodes it")
     modality = registry.modality(header.modality)
-    target = Path(output) if output is not None else source.with_suffix(modality.extensions[0])
+    if output is not None:
+        target = Path(output)
+    else:
+        folder = Path(output_dir) if output_dir is not None else source.parent
+        target = folder / _decoded_name(source, modality.extensions)
     _check_distinct(source, target)
     check_output(target, overwrite)
-    codec = Codec.from_pretrained(model if model is not None else header.model, registry)
+    card = model if model is not None else find_model(header.model, registry.model_dirs)
+    codec = _codec(card, registry, codecs)
     signal = codec.decode(data)
     with atomic_output(target, overwrite) as temporary:
         codec.modality.save(signal, temporary)
@@ -150,6 +172,20 @@ def _existing_file(path: PathLike) -> Path:
     if not source.is_file():
         raise InputError(f"{source} is not a file")
     return source
+
+
+def _decoded_name(source: Path, extensions: tuple[str, ...]) -> str:
+    """The name a decoded file gets: the .ucz file's own, with a suffix the modality writes."""
+    name = source.stem
+    return name if Path(name).suffix.lower() in extensions else name + extensions[0]
+
+
+def _codec(model: PathLike, registry: Registry, codecs: dict[str, Codec] | None) -> Codec:
+    if codecs is None:
+        return Codec.from_pretrained(model, registry)
+    if str(model) not in codecs:
+        codecs[str(model)] = Codec.from_pretrained(model, registry)
+    return codecs[str(model)]
 
 
 def _check_distinct(source: Path, target: Path) -> None:

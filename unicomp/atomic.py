@@ -8,17 +8,21 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from unicomp.errors import InputError, UsageError
+from unicomp.errors import InputError, OutputExistsError, UnicompError
 
 
 def check_output(path: Path, overwrite: bool) -> None:
     """Refuse before any work is done if ``path`` cannot or must not be written."""
-    if path.exists() and not overwrite:
-        raise UsageError(f"{path} already exists (use --force to overwrite)")
     if path.is_dir():
         raise InputError(f"{path} is a directory, not an output file")
-    if not path.parent.is_dir():
-        raise InputError(f"output folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists (use --force to overwrite)")
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"output folder {folder} {problem}")
+    if not os.access(folder, os.W_OK | os.X_OK):  # read-only, immutable, not ours
+        raise InputError(f"output folder {folder} is not writable")
 
 
 @contextlib.contextmanager
@@ -41,10 +45,15 @@ def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield temporary_path
         if path.exists() and not overwrite:  # appeared while we worked
-            raise UsageError(f"{path} already exists (use --force to overwrite)")
+            raise OutputExistsError(f"{path} already exists (use --force to overwrite)")
         os.replace(temporary_path, path)
     except OSError as error:
         raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+    except UnicompError as error:
+        if str(temporary_path) not in str(error):
+            raise
+        # The writer named our temporary file; the user knows only the output.
+        raise type(error)(str(error).replace(str(temporary_path), str(path))) from error
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()

@@ -6,24 +6,32 @@ code (usage 2, input 3, format 4, model 5, plugin 6); ``--debug`` shows the trac
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from unicomp import __version__
-from unicomp.errors import UnicompError
+from unicomp.errors import INTERNAL_EXIT_CODE, UnicompError, UsageError
 
 if TYPE_CHECKING:
     from unicomp.bench.report import BenchReport
+    from unicomp.folders import FolderSummary
+    from unicomp.workers import Outcome
 
-EXIT_INTERNAL = 70
+#: typer turns Ctrl-C into exit 130; unicomp's documented code for it is 1.
+TYPER_INTERRUPTED = 130
+EXIT_INTERRUPTED = 1
 #: Table cells up to this long (numbers, names) keep their width in narrow terminals.
 SHORT_CELL = 24
 
@@ -62,7 +70,13 @@ def _global_options(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
-Output = Annotated[Path | None, typer.Option("--output", "-o", help="Output file.")]
+Output = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Output file; the output folder if INPUT is a folder."),
+]
+Workers = Annotated[
+    int, typer.Option("--workers", "-j", min=1, help="Worker processes when INPUT is a folder.")
+]
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Model name or path to a model card.")
 ]
@@ -70,7 +84,7 @@ ModelOption = Annotated[
 
 @app.command()
 def compress(
-    input: Annotated[Path, typer.Argument(help="Signal file (image, audio, ...).")],
+    input: Annotated[Path, typer.Argument(help="Signal file (image, audio, ...) or folder.")],
     output: Output = None,
     model: ModelOption = None,
     rate: Annotated[
@@ -86,10 +100,30 @@ def compress(
     force: Force = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    workers: Workers = 1,
 ) -> None:
-    """Compress a signal file into a .ucz file (beside it unless -o)."""
+    """Compress a signal file into a .ucz file (beside it unless -o).
+
+    A folder is compressed file by file into the folder -o, recursively, keeping names:
+    DIR/a/x.png becomes OUT/a/x.png.ucz; existing outputs are skipped unless --force.
+    """
     from unicomp import api
 
+    if input.is_dir():
+        from unicomp.folders import compress_folder
+
+        if metrics:
+            raise UsageError("--metrics measures single files, not folders")
+        run = functools.partial(
+            compress_folder,
+            model=model,
+            rate=rate,
+            admm_iterations=admm_iters,
+            overwrite=force,
+            workers=workers,
+        )
+        _run_folder(run, "compressed", input, output, quiet, as_json)
+        return
     with _progress(quiet or as_json) as progress:
         task = progress.add_task("searching latent", total=None)
 
@@ -123,21 +157,32 @@ def compress(
     )
     if result.metrics:
         line += "; " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
-    out.print(line, highlight=False)
+    out.print(line, highlight=False, markup=False)
 
 
 @app.command()
 def decompress(
-    input: Annotated[Path, typer.Argument(help="A .ucz file.")],
+    input: Annotated[Path, typer.Argument(help="A .ucz file or a folder of them.")],
     output: Output = None,
     model: ModelOption = None,
     force: Force = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    workers: Workers = 1,
 ) -> None:
-    """Decode a .ucz file with the model named in its header."""
+    """Decode a .ucz file with the model named in its header.
+
+    A folder of .ucz files is decoded into the folder -o: OUT/a/x.png.ucz becomes
+    DIR/a/x.png; existing outputs are skipped unless --force.
+    """
     from unicomp import api
 
+    if input.is_dir():
+        from unicomp.folders import decompress_folder
+
+        run = functools.partial(decompress_folder, model=model, overwrite=force, workers=workers)
+        _run_folder(run, "decompressed", input, output, quiet, as_json)
+        return
     result = api.decompress(input, output, model=model, overwrite=force)
     if as_json:
         out.print_json(
@@ -148,7 +193,9 @@ def decompress(
             }
         )
     elif not quiet:
-        out.print(f"{result.output}: decoded with {result.header.model}", highlight=False)
+        out.print(
+            f"{result.output}: decoded with {result.header.model}", highlight=False, markup=False
+        )
 
 
 @app.command()
@@ -166,7 +213,7 @@ def info(
     table = Table(title=str(file), show_header=False)
     for key, value in description.items():
         if key != "file":
-            table.add_row(key, _plain(value))
+            table.add_row(key, Text(_plain(value)))  # header strings are not markup
     out.print(table)
 
 
@@ -267,7 +314,7 @@ def train(
             chosen, settings, data, out_dir, resume=resume, on_step=show, card=card
         )
     if card_path is not None and not quiet:
-        out.print(f"model written to {card_path}", highlight=False)
+        out.print(f"model written to {card_path}", highlight=False, markup=False)
 
 
 @app.command()
@@ -276,14 +323,20 @@ def bench(
     data: Annotated[Path, typer.Option(help="Folder of signals to code.")],
     codecs: Annotated[
         str | None,
-        typer.Option(help="Comma-separated codecs (default: unicomp and every baseline)."),
+        typer.Option(
+            help="Comma-separated codecs (default: unicomp, unicomp-no-admm and every baseline)."
+        ),
     ] = None,
     model: ModelOption = None,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for JSON, CSV, plots and resumable records.")
     ] = Path("results"),
     anchor: Annotated[
-        str | None, typer.Option(help="Codec the BD metrics compare against (default: first).")
+        str | None,
+        typer.Option(
+            help="Codec the BD metrics and the quality-at-its-rates table compare against "
+            "(default: the first codec with results)."
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip what --out already measured.")
@@ -327,14 +380,71 @@ def bench(
         raise typer.Exit(1)
 
 
+def _run_folder(
+    run: Callable[..., FolderSummary],
+    verb: str,
+    source: Path,
+    target: Path | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Code a folder under a progress bar: one line per failed file, then a summary."""
+    if target is None:
+        raise UsageError(f"{source} is a folder: name the output folder with -o")
+    with _progress(quiet or as_json) as progress:
+        task = progress.add_task(escape(str(source)), total=None)
+
+        def started(total: int) -> None:
+            progress.update(task, total=total)
+
+        def finished(outcome: Outcome) -> None:
+            progress.advance(task)
+            if outcome.status == "failed":
+                named = str(outcome.source) in outcome.message
+                line = outcome.message if named else f"{outcome.source}: {outcome.message}"
+                progress.console.print(
+                    f"error: {line}", highlight=False, markup=False, soft_wrap=True
+                )
+
+        summary = run(source, target, on_start=started, on_file=finished)
+    if as_json:
+        out.print_json(data={"output": str(target), **dataclasses.asdict(summary)})
+    elif not quiet:
+        notes = (
+            (summary.skipped, "skipped (output exists; --force overwrites)"),
+            (summary.failed, "failed"),
+            (summary.ignored, "other files ignored"),
+        )
+        line = f"{verb} {summary.done} of {summary.total} files into {target}"
+        line += f" in {summary.seconds:.1f} s"
+        line += "".join(f"; {count} {what}" for count, what in notes if count)
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if summary.interrupted:
+        err.print(
+            "interrupted: the outputs written are whole; rerun to do the rest "
+            "(existing outputs are skipped)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
 def _render_bench(report: BenchReport, wanted_anchor: str | None) -> None:
-    from unicomp.bench.tables import bd_table, results_table
+    from unicomp.bench.tables import at_rates_table, bd_table, results_table
 
     title = f"{report.modality}: {len(report.items)} items"
-    out.print(_rich_table(results_table(report.curves, report.rate_unit, report.metrics), title))
+    results = results_table(report.curves, report.rate_unit, report.metrics, report.size_unit)
+    out.print(_rich_table(results, title))
     if report.anchor is not None and report.bd:
         out.print(_rich_table(bd_table(report.bd, report.anchor), "Bjøntegaard deltas"))
-    elif wanted_anchor is not None:
+    if report.anchor is not None and report.at_anchor_rates:
+        table = at_rates_table(
+            report.at_anchor_rates, report.anchor, report.rate_unit, report.metrics
+        )
+        out.print(_rich_table(table, f"Quality at the rates of {report.anchor}"))
+    if report.anchor is None and wanted_anchor is not None:
         out.print(f"no BD metrics: anchor {wanted_anchor} has no results", highlight=False)
     for name, reason in report.unavailable.items():
         out.print(Text.assemble((f"skipped {name}: ", "yellow"), reason))
@@ -362,6 +472,7 @@ def _rich_table(table: tuple[list[str], list[list[str]]], title: str) -> Table:
 
 
 def _progress(disabled: bool) -> Progress:
+    """A transient bar on a terminal; nothing in a log (rich would leave a blank line there)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -369,7 +480,7 @@ def _progress(disabled: bool) -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=disabled,
+        disable=disabled or not err.is_terminal,
     )
 
 
@@ -384,6 +495,11 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         app()
+    except SystemExit as done:
+        if done.code != TYPER_INTERRUPTED:
+            raise
+        err.print("interrupted", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
     except UnicompError as error:
         if debug:
             raise
@@ -398,4 +514,4 @@ def main() -> None:
             markup=False,
             soft_wrap=True,
         )
-        sys.exit(EXIT_INTERNAL)
+        sys.exit(INTERNAL_EXIT_CODE)

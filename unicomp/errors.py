@@ -6,6 +6,9 @@ single line on stderr and the exit code below, so scripts can tell the cases apa
 
 from __future__ import annotations
 
+#: Exit code of an error unicomp did not raise on purpose (a bug).
+INTERNAL_EXIT_CODE = 70
+
 
 class UnicompError(Exception):
     """Base of every error unicomp raises deliberately."""
@@ -17,6 +20,10 @@ class UsageError(UnicompError):
     """The command line asked for something inconsistent (bad option value, output exists)."""
 
     exit_code = 2
+
+
+class OutputExistsError(UsageError):
+    """The output file exists and overwriting was not asked for (a folder run skips it)."""
 
 
 class InputError(UnicompError):

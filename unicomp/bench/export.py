@@ -2,11 +2,19 @@
 
 * ``<modality>-<codec>.json`` per codec, in CompressAI's layout
   (``{name, description, results: {bpp: [...], psnr: [...], ...}}``) so that
-  ``python -m compressai.utils.plot`` draws it beside CompressAI's own results;
-* ``<modality>-items.csv`` (every measurement) and ``<modality>-mean.csv`` (the curves);
+  ``python -m compressai.utils.plot`` draws it beside CompressAI's own results (which
+  read only ``name`` and ``results``). Our additions: in ``results``, per setting,
+  ``encoding_seconds_per_unit`` and ``decoding_units_per_second`` of signal, whose unit
+  is the top-level ``size_unit`` (speech: "s", so the latter is the real-time factor);
+  and beside ``results``, ``at_anchor_rates``: the codec's quality at each point of the
+  anchor's curve (bench/at_rates.py), ``{anchor, anchor_quality: [...], <rate unit>:
+  [...], <metric>: [value or null], outside: [null, "below" or "above"], limit: [...]}``
+  where ``limit`` is the codec's lowest or highest rate when the anchor's is outside;
+* ``<modality>-items.csv`` (every measurement), ``<modality>-mean.csv`` (the curves) and
+  ``<modality>-at-anchor-rates.csv`` (the table above, one row per codec and point);
 * ``<modality>-<metric>.png``, one rate–distortion plot per metric;
-* ``<modality>-summary.json`` and ``<modality>-summary.md``: tables, BD metrics against
-  the anchor, and the codecs that were skipped with the reason.
+* ``<modality>-summary.json`` and ``<modality>-summary.md``: tables, BD metrics and
+  quality at the anchor's rates, and the codecs that were skipped with the reason.
 
 Every file is written atomically, so an interrupted run never leaves a torn one.
 """
@@ -22,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from unicomp.atomic import atomic_output
+from unicomp.bench.at_rates import AtRate
 from unicomp.bench.plots import rd_figure
 from unicomp.bench.records import json_safe
 from unicomp.bench.report import BenchReport
 from unicomp.bench.summary import Curve
-from unicomp.bench.tables import MB, bd_table, markdown, results_table
+from unicomp.bench.tables import MB, at_rates_table, bd_table, markdown, results_table
 
 #: CompressAI's names for the image metrics: its 1.2 plot tool reads the "-rgb" keys,
 #: older result files and most papers' scripts the plain ones, so both are written.
@@ -40,10 +49,13 @@ def write_outputs(report: BenchReport, out: Path) -> list[Path]:
     paths = []
     for curve in report.curves:
         if curve.points:
-            data = compressai_json(curve, report.rate_unit)
+            data = compressai_json(curve, report)
             paths.append(_write_text(Path(f"{prefix}-{curve.codec}.json"), _dump(data)))
     paths.append(_write_csv(Path(f"{prefix}-items.csv"), *_item_rows(report)))
     paths.append(_write_csv(Path(f"{prefix}-mean.csv"), *_mean_rows(report)))
+    if report.at_anchor_rates:
+        rows = _at_rate_rows(report)
+        paths.append(_write_csv(Path(f"{prefix}-at-anchor-rates.csv"), *rows))
     for metric in report.metrics:
         title = f"{report.modality}: {metric} vs {report.rate_unit} ({len(report.items)} items)"
         figure = rd_figure(report.curves, report.rate_unit, metric, title)
@@ -56,23 +68,29 @@ def write_outputs(report: BenchReport, out: Path) -> list[Path]:
     return paths
 
 
-def compressai_json(curve: Curve, rate_unit: str) -> dict[str, Any]:
+def compressai_json(curve: Curve, report: BenchReport) -> dict[str, Any]:
     """One codec's mean curve in CompressAI's result layout (plus our extra keys)."""
     points = curve.points
     results: dict[str, list[Any]] = {
         "quality": [p.quality for p in points],
         "items": [p.items for p in points],
-        rate_unit: [p.rate for p in points],
+        report.rate_unit: [p.rate for p in points],
     }
-    for metric in sorted({m for p in points for m in p.metrics}):
-        values = [p.metrics.get(metric, math.nan) for p in points]
-        for key in COMPRESSAI_KEYS.get(metric, (metric,)):
-            results[key] = values
+    results.update(_metric_columns([p.metrics for p in points]))
     results["encoding_time"] = [p.encode_seconds for p in points]
     results["decoding_time"] = [p.decode_seconds for p in points]
     results["encoding_peak_mb"] = [_mb(p.encode_peak_bytes) for p in points]
     results["decoding_peak_mb"] = [_mb(p.decode_peak_bytes) for p in points]
-    return {"name": curve.codec, "description": curve.description, "results": results}
+    data: dict[str, Any] = {"name": curve.codec, "description": curve.description}
+    if report.size_unit is not None:
+        results["encoding_seconds_per_unit"] = [p.encode_seconds_per_unit for p in points]
+        results["decoding_units_per_second"] = [p.decode_units_per_second for p in points]
+        data["size_unit"] = report.size_unit
+    data["results"] = results
+    mine = [r for r in report.at_anchor_rates if r.codec == curve.codec]
+    if mine:
+        data["at_anchor_rates"] = _at_rates_json(mine, report)
+    return data
 
 
 def summary_json(report: BenchReport) -> dict[str, Any]:
@@ -84,7 +102,8 @@ def summary_json(report: BenchReport) -> dict[str, Any]:
         "items": report.items,
         "complete": not report.interrupted,
         "anchor": report.anchor,
-        "codecs": [compressai_json(c, report.rate_unit) for c in report.curves],
+        "size_unit": report.size_unit,
+        "codecs": [compressai_json(c, report) for c in report.curves],
         "bd": [dataclasses.asdict(r) for r in report.bd],
         "unavailable": report.unavailable,
         "failures": {c.codec: c.failures for c in report.curves if c.failures},
@@ -97,10 +116,15 @@ def summary_markdown(report: BenchReport) -> str:
         f"{len(report.items)} {report.modality} items; means per setting; rate from the "
         f"real file sizes; times are wall-clock per item on this machine.",
         "",
-        markdown(results_table(report.curves, report.rate_unit, report.metrics)),
+        markdown(results_table(report.curves, report.rate_unit, report.metrics, report.size_unit)),
     ]
     if report.anchor is not None and report.bd:
         parts += ["", markdown(bd_table(report.bd, report.anchor))]
+    if report.anchor is not None and report.at_anchor_rates:
+        table = at_rates_table(
+            report.at_anchor_rates, report.anchor, report.rate_unit, report.metrics
+        )
+        parts += ["", f"Quality at the rates of {report.anchor}:", "", markdown(table)]
     if report.unavailable:
         parts += ["", "Skipped:"]
         parts += [f"- {name}: {reason}" for name, reason in report.unavailable.items()]
@@ -127,12 +151,16 @@ def _item_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
         "decode_peak_mb",
         "error",
     ]
+    sized = report.size_unit is not None
+    if sized:
+        headers.insert(4, f"size_{report.size_unit}")
     rows = [
         [
             r.codec,
             r.item,
             r.quality,
             r.bits,
+            *([r.size] if sized else []),
             r.rate,
             *(r.metrics.get(m) for m in report.metrics),
             r.encode_seconds,
@@ -158,6 +186,9 @@ def _mean_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
         "encode_peak_mb",
         "decode_peak_mb",
     ]
+    unit = report.size_unit
+    if unit is not None:
+        headers += [f"encode_s_per_{unit}", f"decode_{unit}_per_s"]
     rows = [
         [
             c.codec,
@@ -169,11 +200,58 @@ def _mean_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
             p.decode_seconds,
             _mb(p.encode_peak_bytes),
             _mb(p.decode_peak_bytes),
+            *([p.encode_seconds_per_unit, p.decode_units_per_second] if unit else []),
         ]
         for c in report.curves
         for p in c.points
     ]
     return headers, rows
+
+
+def _at_rate_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        "anchor_quality",
+        report.rate_unit,
+        "codec",
+        *report.metrics,
+        "outside",
+        f"limit_{report.rate_unit}",
+    ]
+    rows = [
+        [
+            r.setting,
+            r.rate,
+            r.codec,
+            *(r.metrics.get(m) for m in report.metrics),
+            r.outside or "",
+            r.limit,
+        ]
+        for r in report.at_anchor_rates
+    ]
+    return headers, rows
+
+
+def _at_rates_json(results: Sequence[AtRate], report: BenchReport) -> dict[str, Any]:
+    """One codec's rows of the table of quality at the anchor's rates, as columns."""
+    values = [{m: r.metrics.get(m, math.nan) for m in report.metrics} for r in results]
+    return {
+        "anchor": report.anchor,
+        "anchor_quality": [r.setting for r in results],
+        report.rate_unit: [r.rate for r in results],
+        **_metric_columns(values),
+        "outside": [r.outside for r in results],
+        "limit": [r.limit for r in results],
+    }
+
+
+def _metric_columns(rows: Sequence[dict[str, float]]) -> dict[str, list[float]]:
+    """Per metric, its values down ``rows``, under CompressAI's key(s) for it."""
+    columns = {}
+    for metric in sorted({m for row in rows for m in row}):
+        values = [row.get(metric, math.nan) for row in rows]
+        for key in COMPRESSAI_KEYS.get(metric, (metric,)):
+            columns[key] = values
+    return columns
 
 
 def _write_csv(path: Path, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:

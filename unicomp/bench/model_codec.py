@@ -8,6 +8,11 @@ Without ``--model``, the sweep is every operating point the modality's default m
 serve: a model card found in the model folders counts for a rate label when
 ``modality.default_model(label)`` names it, whether one model serves all rates (speech)
 or each rate has its own card (image). With ``--model``, it is that model's points.
+
+"unicomp-no-admm" is the ablation: the same models and points with the latent search
+off (``admm_iterations=0``), so the encoder's output is projected onto the centers and
+sent as is. Its rates differ a little from the searched files', so it is compared at
+equal rate (BD-quality, the table of quality at the anchor's rates).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from unicomp.modalities.base import Modality
 from unicomp.plugins.manager import Registry
 
 NAME = "unicomp"
+NO_ADMM = "unicomp-no-admm"
+#: The bench's unicomp codecs and the ADMM iterations each forces (None: the model's own).
+VARIANTS: dict[str, int | None] = {NAME: None, NO_ADMM: 0}
 #: The sweep of a model without operating points: its default search, no rate term.
 DEFAULT_POINT = "default"
 
@@ -33,15 +41,17 @@ DEFAULT_POINT = "default"
 class ModelCodec:
     """unicomp; a quality is an operating-point label, coded by the model that serves it."""
 
-    name = NAME
-
-    def __init__(self, points: Mapping[str, Codec]) -> None:
+    def __init__(
+        self, points: Mapping[str, Codec], name: str = NAME, admm_iterations: int | None = None
+    ) -> None:
+        self.name = name
         self._points = dict(points)
+        self._admm_iterations = admm_iterations
         codecs = {id(c): c for c in self._points.values()}.values()
         self.modality = next(iter(codecs)).modality.name
         models = ", ".join(
             f"{c.name} ({c.model.card.get('training', {}).get('steps', '?')} training steps, "
-            f"sha256 {c.model.digest.hex()[:12]}, {c.model.config.admm.iterations} ADMM iterations)"
+            f"sha256 {c.model.digest.hex()[:12]}, {self._iterations(c)} ADMM iterations)"
             for c in codecs
         )
         self.description = f"unicomp models {models}"
@@ -52,7 +62,7 @@ class ModelCodec:
 
     def encode(self, signal: Any, quality: Quality) -> bytes:
         point = None if quality == DEFAULT_POINT else str(quality)
-        data, _ = self._points[str(quality)].encode(signal, None, point)
+        data, _ = self._points[str(quality)].encode(signal, self._admm_iterations, point)
         return data
 
     def decode(self, data: bytes, reference: Any) -> Any:
@@ -62,6 +72,12 @@ class ModelCodec:
             if codec.name == header.model:
                 return codec.decode(data)
         raise BaselineError(f"the file names model {header.model!r}, which is not loaded")
+
+    def _iterations(self, codec: Codec) -> int:
+        """The ADMM iterations this codec runs: its own setting, or the model's."""
+        if self._admm_iterations is None:
+            return codec.model.config.admm.iterations
+        return self._admm_iterations
 
 
 def model_points(codec: Codec) -> dict[str, Codec]:

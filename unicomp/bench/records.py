@@ -35,6 +35,8 @@ class Record:
     encode_peak_bytes: int | None = None
     decode_peak_bytes: int | None = None
     error: str | None = None
+    #: How much signal the item holds, in the modality's optional ``size_unit``.
+    size: float | None = None
 
     @property
     def key(self) -> tuple[str, ...]:

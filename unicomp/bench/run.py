@@ -3,29 +3,33 @@
 For each item and each setting of a codec's sweep, the signal is encoded and decoded
 (each call timed and its peak memory taken, see :mod:`unicomp.bench.measure`), the
 rate comes from the length of the bytes the codec produced, and the quality from the
-modality's metrics plus any registered :class:`~unicomp.bench.base.Metric`. Each
-measurement is saved as it is made; Ctrl-C stops the sweep and the outputs are still
-written from what is done, and ``resume=True`` measures only what is missing.
+modality's metrics plus any registered :class:`~unicomp.bench.base.Metric`. Before its
+first measurement each codec codes that item once unmeasured, so one-time costs (lazy
+imports, JIT compilation, first allocations) do not land on one item's times and
+distort the speeds per second of signal. Each measurement is saved as it is made;
+Ctrl-C stops the sweep and the outputs are still written from what is done, and
+``resume=True`` measures only what is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from unicomp.bench.at_rates import quality_at_anchor_rates
 from unicomp.bench.base import Baseline, Metric, Quality
 from unicomp.bench.export import write_outputs
 from unicomp.bench.measure import measure
-from unicomp.bench.model_codec import NAME as UNICOMP
-from unicomp.bench.model_codec import ModelCodec, default_points, model_points
+from unicomp.bench.model_codec import VARIANTS, ModelCodec, default_points, model_points
 from unicomp.bench.records import Record, RecordStore, record_key
 from unicomp.bench.report import BenchReport
 from unicomp.bench.summary import Curve, bd_against, summarize
 from unicomp.core.codec import Codec
 from unicomp.core.data import find_files
 from unicomp.errors import InputError, ModelError, UsageError
-from unicomp.modalities.base import Modality
+from unicomp.modalities.base import Modality, signal_size, size_unit
 from unicomp.plugins.manager import Registry, get_registry
 
 #: ``on_progress(done, total, what)``: called after every measurement (and skip).
@@ -45,10 +49,12 @@ def run_bench(
     on_progress: ProgressCallback | None = None,
     registry: Registry | None = None,
 ) -> BenchReport:
-    """Sweep ``codecs`` (default: unicomp and every baseline of ``modality``) over ``data``.
+    """Sweep ``codecs`` (default: unicomp, its no-ADMM ablation and every baseline of
+    ``modality``) over ``data``.
 
-    ``model`` replaces the modality's default model for the "unicomp" codec; ``anchor``
-    is the codec the BD metrics compare against (default: the first one with a curve).
+    ``model`` replaces the modality's default model for the unicomp codecs; ``anchor``
+    is the codec the BD metrics and the table of quality at the anchor's rates compare
+    against (default: the first codec with results, unicomp when it runs).
     """
     registry = registry or get_registry()
     chosen = registry.modality(modality)
@@ -80,6 +86,7 @@ def run_bench(
         anchor=None,
         bd=[],
         resumed=len(previous),
+        size_unit=size_unit(chosen),
     )
     try:
         _sweep(chosen, selected, paths, items, extra_metrics, previous, store, report, on_progress)
@@ -93,13 +100,15 @@ def run_bench(
     if report.anchor is not None:
         base = next(c for c in report.curves if c.codec == report.anchor)
         report.bd = bd_against(base, [c for c in report.curves if c.points], report.metrics)
+        report.at_anchor_rates = quality_at_anchor_rates(base, report.curves, report.metrics)
     report.outputs = write_outputs(report, out)
     return report
 
 
 def available_names(registry: Registry, modality: Modality) -> list[str]:
-    """The "unicomp" codec, then every baseline registered for ``modality``, in order."""
-    return [UNICOMP] + [b.name for b in registry.baselines.values() if b.modality == modality.name]
+    """The unicomp codecs, then every baseline registered for ``modality``, in order."""
+    baselines = [b.name for b in registry.baselines.values() if b.modality == modality.name]
+    return [*VARIANTS, *baselines]
 
 
 def select_codecs(
@@ -109,9 +118,14 @@ def select_codecs(
     known = available_names(registry, modality)
     selected: list[Baseline] = []
     unavailable: dict[str, str] = {}
+    points, missing = None, None
+    if any(name in VARIANTS for name in names):  # both unicomp codecs share the models
+        points, missing = _unicomp_points(registry, modality, model)
     for name in names:
-        if name == UNICOMP:
-            codec, reason = _unicomp(registry, modality, model)
+        codec: Baseline | None
+        if name in VARIANTS:
+            codec = ModelCodec(points, name, VARIANTS[name]) if points else None
+            reason = missing
         elif name in registry.baselines:
             codec = registry.baselines[name]
             if codec.modality != modality.name:
@@ -128,10 +142,11 @@ def select_codecs(
     return selected, unavailable
 
 
-def _unicomp(
+def _unicomp_points(
     registry: Registry, modality: Modality, model: str | None
-) -> tuple[ModelCodec | None, str | None]:
-    """The unicomp codec, or why there is none: a missing model is reported, never faked."""
+) -> tuple[dict[str, Codec] | None, str | None]:
+    """The operating points unicomp is swept over, or why there are none: a missing model
+    is reported, never faked."""
     try:
         if model is None:
             points = default_points(registry, modality)
@@ -145,7 +160,7 @@ def _unicomp(
             raise UsageError(
                 f"model {codec.name!r} codes {codec.modality.name}, not {modality.name}"
             )
-    return ModelCodec(points), None
+    return points, None
 
 
 def _sweep(
@@ -161,6 +176,7 @@ def _sweep(
 ) -> None:
     total = len(items) * sum(len(c.qualities) for c in codecs)
     done = 0
+    warm: set[str] = set()
     for path, item in zip(paths, items, strict=True):
         signal = None
         for codec in codecs:
@@ -169,6 +185,9 @@ def _sweep(
                 if record_key(codec.name, codec.description, item, quality) not in previous:
                     if signal is None:
                         signal = modality.load(path)
+                    if codec.name not in warm:
+                        _warm_up(codec, signal, quality)
+                        warm.add(codec.name)
                     record = measure_one(modality, codec, signal, item, quality, extra_metrics)
                     store.append(record)
                     report.records.append(record)
@@ -176,6 +195,12 @@ def _sweep(
                 done += 1
                 if on_progress is not None:
                     on_progress(done, total, what)
+
+
+def _warm_up(codec: Baseline, signal: Any, quality: Quality) -> None:
+    """Code ``signal`` once, unmeasured; a failure is left for the measurement to record."""
+    with contextlib.suppress(Exception):
+        codec.decode(codec.encode(signal, quality), signal)
 
 
 def measure_one(
@@ -208,6 +233,7 @@ def measure_one(
         decode_seconds=decoded.seconds,
         encode_peak_bytes=encoded.peak_bytes,
         decode_peak_bytes=decoded.peak_bytes,
+        size=signal_size(modality, signal),
     )
 
 
@@ -217,6 +243,7 @@ def _metric_names(records: Sequence[Record]) -> list[str]:
 
 
 def _anchor(curves: Sequence[Curve], wanted: str | None) -> str | None:
+    """``wanted`` if it has results, else (when not named) the first codec that has."""
     if wanted is not None:
         return wanted if any(c.codec == wanted and c.points for c in curves) else None
-    return next((c.codec for c in curves if len(c.points) >= 2), None)
+    return next((c.codec for c in curves if c.points), None)

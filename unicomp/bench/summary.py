@@ -33,6 +33,11 @@ class Point:
     decode_seconds: float
     encode_peak_bytes: int | None
     decode_peak_bytes: int | None
+    #: Speed per unit of signal (the modality's optional ``size_unit``), pooled over the
+    #: items: all encode seconds over all their size, and all their size over all decode
+    #: seconds (a real-time factor when the unit is seconds). None without a size unit.
+    encode_seconds_per_unit: float | None = None
+    decode_units_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,8 @@ def _bd(anchor: Curve, curve: Curve, metric: str) -> BdResult:
         share = _overlap_share(a, b)
         if result is not None and share < MIN_OVERLAP_SHARE:
             notes.append(f"the curves share only {share:.0%} of their {axis} range: unreliable")
-    return BdResult(curve.codec, metric, outcomes[0], outcomes[1], "; ".join(notes) or None)
+    note = "; ".join(dict.fromkeys(notes)) or None  # both BD metrics may fail alike
+    return BdResult(curve.codec, metric, outcomes[0], outcomes[1], note)
 
 
 def _overlap_share(a: Sequence[float], b: Sequence[float]) -> float:
@@ -138,6 +144,7 @@ def _logs(rates: Sequence[float]) -> list[float]:
 
 def _mean_point(quality: Quality, records: Sequence[Record]) -> Point:
     names = sorted({name for r in records for name in r.metrics})
+    sized = [r for r in records if r.size is not None]  # measured, so timed
     return Point(
         quality=quality,
         items=len(records),
@@ -147,6 +154,8 @@ def _mean_point(quality: Quality, records: Sequence[Record]) -> Point:
         decode_seconds=_mean([r.decode_seconds for r in records]),
         encode_peak_bytes=_max([r.encode_peak_bytes for r in records]),
         decode_peak_bytes=_max([r.decode_peak_bytes for r in records]),
+        encode_seconds_per_unit=_ratio([r.encode_seconds for r in sized], [r.size for r in sized]),
+        decode_units_per_second=_ratio([r.size for r in sized], [r.decode_seconds for r in sized]),
     )
 
 
@@ -154,6 +163,12 @@ def _mean(values: Sequence[float | None]) -> float:
     """Mean of the finite values (PESQ is NaN where it finds no speech); NaN if none."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return statistics.fmean(finite) if finite else math.nan
+
+
+def _ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float | None:
+    """Sum over sum (pooled: long items weigh by their length); None if undefined."""
+    below = sum(denominators)
+    return sum(numerators) / below if below > 0 else None
 
 
 def _max(values: Sequence[int | None]) -> int | None:

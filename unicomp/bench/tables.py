@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from unicomp.bench.at_rates import BELOW, AtRate
 from unicomp.bench.summary import BdResult, Curve
 
 Table = tuple[list[str], list[list[str]]]
@@ -12,8 +13,16 @@ Table = tuple[list[str], list[list[str]]]
 MB = 1024 * 1024
 
 
-def results_table(curves: Sequence[Curve], rate_unit: str, metrics: Sequence[str]) -> Table:
-    """One row per codec and setting: mean rate, quality, speed and peak memory."""
+def results_table(
+    curves: Sequence[Curve], rate_unit: str, metrics: Sequence[str], size_unit: str | None = None
+) -> Table:
+    """One row per codec and setting: mean rate, quality, speed and peak memory.
+
+    With a ``size_unit`` the speed is also per unit of signal: encode seconds per unit
+    and decoded units per second (for speech: encode s per s of audio and the decoder's
+    real-time factor).
+    """
+    per_unit = [f"enc s/{size_unit}", f"dec {size_unit}/s"] if size_unit else []
     headers = [
         "codec",
         "setting",
@@ -21,11 +30,13 @@ def results_table(curves: Sequence[Curve], rate_unit: str, metrics: Sequence[str
         rate_unit,
         *metrics,
         "enc/dec ms",
+        *per_unit,
         "enc/dec MB",
     ]
     rows = []
     for curve in curves:
         for point in curve.points:
+            speeds = (point.encode_seconds_per_unit, point.decode_units_per_second)
             rows.append(
                 [
                     curve.codec,
@@ -35,9 +46,32 @@ def results_table(curves: Sequence[Curve], rate_unit: str, metrics: Sequence[str
                     *(number(point.metrics.get(m, math.nan)) for m in metrics),
                     f"{number(1000 * point.encode_seconds, 1)}/"
                     f"{number(1000 * point.decode_seconds, 1)}",
+                    *(number(speed) for speed in speeds if size_unit),
                     f"{_megabytes(point.encode_peak_bytes)}/{_megabytes(point.decode_peak_bytes)}",
                 ]
             )
+    return headers, rows
+
+
+def at_rates_table(
+    results: Sequence[AtRate], anchor: str, rate_unit: str, metrics: Sequence[str]
+) -> Table:
+    """Per point of ``anchor``: its own values, then each codec's at the same rate.
+
+    Outside a codec's measured rates the cells say "below"/"above" and the note gives
+    the codec's lowest or highest rate: nothing is extrapolated.
+    """
+    headers = [f"{anchor} setting", rate_unit, "codec", *metrics, "note"]
+    rows = []
+    for result in results:
+        if result.outside is None:
+            cells = [number(result.metrics.get(m, math.nan)) for m in metrics]
+            note = "measured" if result.codec == anchor else "interpolated"
+        else:
+            cells = [result.outside] * len(metrics)
+            which = "lowest" if result.outside == BELOW else "highest"
+            note = f"{result.outside} its {which} rate, {number(result.limit)} {rate_unit}"
+        rows.append([str(result.setting), number(result.rate), result.codec, *cells, note])
     return headers, rows
 
 

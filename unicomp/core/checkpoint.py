@@ -159,6 +159,12 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
         raise
     except (UnicompError, SafetensorError, KeyError, RuntimeError, ValueError, TypeError) as error:
         raise ModelError(f"model {card_path} cannot be loaded: {error}") from None
+    for table in (tables, *point_tables.values()):
+        if table.num_symbols != quantizer.num_centers:  # a decoded index must pick a center
+            raise ModelError(
+                f"model {card_path} has {quantizer.num_centers} centers but entropy tables "
+                f"of {table.num_symbols} symbols"
+            )
     encoder.eval()
     generator.eval()
     return Model(config, encoder, generator, quantizer, tables, card, actual, point_tables)

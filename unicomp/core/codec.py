@@ -158,15 +158,21 @@ class Codec:
                 f"({header.weights_digest.hex()}), not by {self.name!r} "
                 f"({self.model.digest.hex()})"
             )
-        coder, _, point = header.coder.partition(":")
-        if coder != CODER or (point and point not in self.model.point_tables):
+        coder, colon, point = header.coder.partition(":")
+        if coder != CODER or (colon and point not in self.model.point_tables):
             raise FormatError(f"unknown entropy coder {header.coder!r} for model {self.name!r}")
-        if header.latent_shape[0] != self.model.tables.channels:
+        channels, rank = self.model.tables.channels, self.latent_rank
+        if header.latent_shape[0] != channels or len(header.latent_shape) != rank:
             raise FormatError(
                 f"latent shape {header.latent_shape} does not fit model "
-                f"{self.name!r} ({self.model.tables.channels} channels)"
+                f"{self.name!r} ({channels} channels, {rank} axes)"
             )
         return self._tables(point or None)
+
+    @property
+    def latent_rank(self) -> int:
+        """Channels plus one axis per signal axis, which training crops cover one each."""
+        return 1 + len(self.model.config.train.crop)
 
     def _tables(self, operating_point: str | None) -> entropy.EntropyTables:
         """Tables fitted to the operating point's indices, or the training statistics."""
@@ -217,7 +223,17 @@ def resolve_model(name_or_path: str | os.PathLike[str], dirs: list[Path]) -> Pat
         if len(cards) != 1:
             raise ModelError(f"{path} holds {len(cards)} models; name one card")
         return cards[0]
-    name = str(name_or_path)
+    return find_model(str(name_or_path), dirs)
+
+
+def find_model(name: str, dirs: list[Path]) -> Path:
+    """The card of the model called ``name`` in the search folders.
+
+    A .ucz header names its model, so ``name`` may be hostile: only a plain file stem
+    is looked up, never a path that would read a card (or list a folder) elsewhere.
+    """
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise ModelError(f"{name!r} is not a model name")
     for directory in model_dirs(dirs):
         candidate = directory / f"{name}.json"
         if candidate.is_file():

@@ -131,6 +131,8 @@ def _check_header(header: Header) -> None:
             raise FormatError(f"side-info {key!r} has unsupported type {type(value).__name__}")
         elif isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
             raise FormatError(f"side-info {key!r} does not fit in 64 bits")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise FormatError(f"side-info {key!r} is {value}, not a finite number")
 
 
 def _check_string(value: str, what: str) -> None:
@@ -167,6 +169,8 @@ def _decode_header(data: bytes) -> Header:
     side_info: dict[str, SideValue] = {}
     for _ in range(count):
         key = reader.string("side-info key")
+        if key in side_info:
+            raise FormatError(f"side-info key {key!r} appears twice")
         tag = reader.u8("side-info type")
         if tag == _TAG_INT:
             side_info[key] = _unzigzag(reader.varint("side-info integer", (1 << 64) - 1))

@@ -26,9 +26,18 @@ with warnings.catch_warnings():  # compressai imports torch.jit.script at module
 
 PRECISION = 16
 TOTAL = 1 << PRECISION
-#: rANS state flush (8 bytes) and one 32-bit read per symbol bound what a decoder reads.
+#: The coder writes its 64-bit state (8 bytes) last and 32-bit words before it; a
+#: decoder reads the state, then at most one word per symbol.
 _STATE_BYTES = 8
-_BYTES_PER_SYMBOL_READ = 4
+_WORD_BYTES = 4
+#: The encoder's state starts at 2**31; dividing it by a frequency f happens only when
+#: it is at least 2**15 * f, so one symbol loses at most this factor to rounding.
+_START_STATE_BITS = 31
+_ROUNDING_FACTOR = 1 - 2.0**-15
+#: compressai's encoder writes into one word per symbol but may need n/2 + 3 words, so
+#: below 6 symbols it overruns the heap: shorter streams get trailing filler symbols,
+#: which a decoder never reaches since it decodes only the latent's count.
+_MIN_ENCODED_SYMBOLS = 6
 
 
 @dataclass(frozen=True)
@@ -113,9 +122,10 @@ def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
     symbols, channel_of = _flatten(indices, tables)
     if symbols.size and (symbols.min() < 0 or symbols.max() >= tables.num_symbols):
         raise ValueError("indices out of range of the entropy tables")
+    filler = [0] * max(0, _MIN_ENCODED_SYMBOLS - symbols.size)
     cdfs, sizes, offsets = tables._cdfs()
     return RansEncoder().encode_with_indexes(
-        symbols.tolist(), channel_of.tolist(), cdfs, sizes, offsets
+        symbols.tolist() + filler, channel_of.tolist() + filler, cdfs, sizes, offsets
     )
 
 
@@ -126,13 +136,37 @@ def decode(payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch
             f"latent shape {tuple(shape)} does not match the model's {tables.channels} channels"
         )
     count = math.prod(shape)
+    _check_capacity(len(payload), count // shape[0], tables)
     channel_of = np.repeat(np.arange(tables.channels, dtype=np.int32), count // shape[0])
-    # The coder reads at most 8 bytes of state plus 4 bytes per symbol and does not
-    # check bounds: zero padding keeps a truncated or forged payload inside the buffer.
-    padded = payload + bytes(_STATE_BYTES + _BYTES_PER_SYMBOL_READ * count)
+    # The coder reads one word per symbol at most and does not check bounds: zero
+    # padding keeps a truncated or forged payload inside the buffer.
+    padded = payload + bytes(_WORD_BYTES * count)
     cdfs, sizes, offsets = tables._cdfs()
     symbols = RansDecoder().decode_with_indexes(padded, channel_of.tolist(), cdfs, sizes, offsets)
     return torch.tensor(symbols, dtype=torch.int64).reshape(tuple(shape))
+
+
+def _check_capacity(payload_bytes: int, per_channel: int, tables: EntropyTables) -> None:
+    """Refuse a latent the payload cannot hold, before a symbol is decoded.
+
+    A header may declare any latent up to the container's maximum, and the decoder
+    would decode that many symbols from any bytes. But every symbol of frequency f
+    grows the encoder's state by log2(2**16 / f) bits, less rounding (never below
+    zero); the state starts at 2**31, ends below 2**64 and sheds 32 bits per word
+    written before the 8-byte state. So a payload of P bytes holds symbols whose
+    growth sums to under 8P - 31 bits, and each channel's likeliest symbol bounds
+    how many elements per channel that is. Decoding work thus stays proportional
+    to the bytes given.
+    """
+    if payload_bytes < _STATE_BYTES or payload_bytes % _WORD_BYTES:
+        raise FormatError(f"payload of {payload_bytes} bytes is not a rANS stream")
+    least_bits = sum(
+        max(0.0, math.log2(TOTAL / max(row) * _ROUNDING_FACTOR)) for row in tables.frequencies
+    )
+    if per_channel * least_bits > 8 * payload_bytes - _START_STATE_BITS + 1:  # 1: float slack
+        raise FormatError(
+            f"payload of {payload_bytes} bytes cannot hold {per_channel} elements per channel"
+        )
 
 
 def _flatten(indices: torch.Tensor, tables: EntropyTables) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,11 @@ A modality turns a file into a signal and a signal into a model-space tensor ``x
 shape ``(channels, *extent)`` (and back), builds networks that fit ``x``, and defines
 the distortion the trainer and the latent search minimise. Everything else (quantizer,
 search, entropy coder, file format, trainer, bench) is shared.
+
+Optional members (a modality without them stays valid; read them through the helpers
+below): ``size_unit`` and ``size(signal) -> float``, how much signal an item holds in
+the unit speed is quoted per (seconds of audio, megapixels), so the bench can report
+"encode seconds per second of audio" instead of only seconds per item.
 """
 
 from __future__ import annotations
@@ -80,3 +85,16 @@ class Modality(Protocol):
     def rate(self, bits: int, signal: Any) -> float:
         """A bit count expressed in :attr:`rate_unit` for this signal."""
         ...
+
+
+def size_unit(modality: Modality) -> str | None:
+    """The unit of the optional ``modality.size``, or None when the modality has none."""
+    unit = getattr(modality, "size_unit", None)
+    return unit if unit is not None and callable(getattr(modality, "size", None)) else None
+
+
+def signal_size(modality: Modality, signal: Any) -> float | None:
+    """How much signal ``signal`` holds, in :func:`size_unit` (None if it has no unit)."""
+    if size_unit(modality) is None:
+        return None
+    return float(modality.size(signal))

@@ -61,6 +61,7 @@ class ImageModality:
     name = "image"
     extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
     rate_unit = "bpp"
+    size_unit = "Mpx"
 
     def default_config(self) -> ModelConfig:
         """The settings of the bundled model (see benchmarks/train_image.py)."""
@@ -80,8 +81,8 @@ class ImageModality:
                 "discriminator_scales": 3,
             },
             quantizer=QuantizerConfig(num_centers=8),
-            # Chosen on a train photo (compare: benchmarks/eval_image.py --admm-sweep
-            # on the train folder). Centers are ~1.5 apart, so Adam needs lr ~0.3 to
+            # Chosen on a train photo (compare: benchmarks/tune_admm.py --modality
+            # image, on the train folder). Centers are ~1.5 apart, so Adam needs lr ~0.3 to
             # move a latent across a boundary, and rho must start small beside an
             # MSE-scale distortion. 6 single-step iterations keep a 768x512 encode
             # near 10 s on one core; the time budget caps it on a busy machine
@@ -169,3 +170,7 @@ class ImageModality:
     def rate(self, bits: int, signal: ImageSignal) -> float:
         """Bits per pixel of the original (unpadded) image."""
         return bits / (signal.height * signal.width)
+
+    def size(self, signal: ImageSignal) -> float:
+        """Megapixels of the original image: what speeds are quoted per."""
+        return signal.height * signal.width / 1e6

@@ -9,6 +9,7 @@ log-mel without phase (NNLS → PGHI → fast Griffin-Lim, see ``dsp``).
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import warnings
@@ -93,6 +94,7 @@ class SpeechModality:
     name = "speech"
     extensions = (".wav", ".flac", ".ogg")
     rate_unit = "kbps"
+    size_unit = "s"
 
     def default_config(self) -> ModelConfig:
         return ModelConfig(
@@ -103,7 +105,8 @@ class SpeechModality:
             quantizer=QuantizerConfig(num_centers=16),
             # Tuned on 3 train clips (step-1800 model; mean L1 / encode s per s, busy
             # machine): no search 0.210 / 0.03; 10 x 3 steps, lr 0.02, rho 0.5 0.188 /
-            # 0.90; 20 x 2, lr 0.05 0.186 / 1.39; 10 x 2, lr 0.1, rho 0.2 0.183 / 0.64.
+            # 0.90; 20 x 2, lr 0.05 0.186 / 1.39; 10 x 2, lr 0.1, rho 0.2 0.183 / 0.64
+            # (compare: benchmarks/tune_admm.py --modality speech).
             admm=AdmmConfig(iterations=10, inner_steps=2, learning_rate=0.1, rho=0.2),
             train=TrainConfig(
                 float_steps=1500,
@@ -159,12 +162,19 @@ class SpeechModality:
         samples = signal.samples
         if (subtype or sf.default_subtype(file_format)) not in ("FLOAT", "DOUBLE"):
             samples = np.clip(samples, -1.0, 1.0)
-        sf.write(str(path), samples, signal.sample_rate, subtype=subtype, format=file_format)
+        # Encoded in memory first: libsndfile reports a full disk without its errno, a
+        # plain file write raises the OSError that says why.
+        encoded = io.BytesIO()
+        sf.write(encoded, samples, signal.sample_rate, subtype=subtype, format=file_format)
+        path.write_bytes(encoded.getbuffer())
 
     # -- model space ------------------------------------------------------------------
 
     def analysis(self, signal: SpeechSignal) -> tuple[torch.Tensor, dict[str, int | float | str]]:
-        wave = signal.mono(SAMPLE_RATE)
+        # Resampling a single sample from above 32 kHz leaves none; keep what synthesis makes.
+        wave = _fit_length(
+            signal.mono(SAMPLE_RATE), _length_16k(signal.samples.shape[0], signal.sample_rate)
+        )
         rms = math.sqrt(float(np.mean(np.square(wave), dtype=np.float64)))
         gain_steps = round(GAIN_STEPS_PER_DB * 20 * math.log10(max(rms, 1e-6)))
         scale = TARGET_RMS / _gain(gain_steps)
@@ -196,7 +206,7 @@ class SpeechModality:
                 raise FormatError(f"side info {key} {value!r} is missing or out of range")
         if not isinstance(subtype, str):
             raise FormatError(f"side info sample format {subtype!r} is not a string")
-        length_16k = max(1, round(length * SAMPLE_RATE / rate))
+        length_16k = _length_16k(length, rate)
         if SPECTROGRAM.n_frames(length_16k) > x.shape[-1]:
             raise FormatError(f"side info length {length} exceeds the decoded {x.shape[-1]} frames")
         logmel = x.detach().float() * LOGMEL_SCALE + LOGMEL_CENTER
@@ -222,6 +232,10 @@ class SpeechModality:
 
     def rate(self, bits: int, signal: SpeechSignal) -> float:
         return bits / signal.duration / 1000.0
+
+    def size(self, signal: SpeechSignal) -> float:
+        """Seconds of audio: per them, coding speed reads as a real-time factor."""
+        return signal.duration
 
 
 def speech_metrics(reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
@@ -314,6 +328,11 @@ def _vocode(logmel: torch.Tensor) -> np.ndarray:
 
 def _gain(steps: int) -> float:
     return 10.0 ** (steps / (20.0 * GAIN_STEPS_PER_DB))
+
+
+def _length_16k(length: int, rate: int) -> int:
+    """Samples at the model's rate of ``length`` samples at ``rate``: at least one."""
+    return max(1, round(length * SAMPLE_RATE / rate))
 
 
 def _fit_length(wave: np.ndarray, length: int) -> np.ndarray:

@@ -1,0 +1,166 @@
+"""Speed of the default models on exactly the cases the speed targets name, against them.
+
+    .venv/bin/python benchmarks/speed.py                       # image and speech
+    .venv/bin/python benchmarks/speed.py --modality speech \
+        --model ~/.cache/unicomp/runs/speech-v1/speech-v1.json   # another model
+
+* image: a 768x512 photo (the TRAIN photo Garden.jpg scaled and centre-cropped to that
+  size): encode at most 10 s, decode at most 1 s;
+* speech: a 10 s TRAIN clip (the first of ``train_speech.train_clips``, 16 kHz): encode
+  at most 2 s per second of audio, decode at least 20 times real time.
+
+Each model codes at the modality's default rate (``--rate``), on one torch thread as
+everywhere here, once unmeasured first (lazy imports, JIT compilation and first
+allocations are not what the targets are about) and then timed. It prints measured
+against target and exits 0 whether the targets are met or not: it measures, it does
+not gate. ``unicomp bench`` reports the same speeds per second of audio (``enc s/s``,
+``dec s/s``) over a whole evaluate set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from unicomp.api import load_codec
+from unicomp.bench.measure import measure
+from unicomp.errors import UnicompError
+from unicomp.modalities.image.io import ImageSignal
+from unicomp.modalities.image.modality import DEFAULT_RATE as IMAGE_RATE
+from unicomp.modalities.image.modality import ImageModality
+from unicomp.modalities.speech.modality import DEFAULT_RATE as SPEECH_RATE
+from unicomp.modalities.speech.modality import SpeechSignal
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_speech import CORPUS, DEFAULT_DATA, train_clips  # noqa: E402
+
+PHOTO = CORPUS / "image" / "train" / "Garden.jpg"
+PHOTO_SIZE = (768, 512)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One encode and one decode of a signal holding ``size`` units (s, Mpx) of it."""
+
+    encode: float
+    decode: float
+    size: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """A speed target: ``value(timing)`` must stay at most or at least ``limit``."""
+
+    what: str
+    value: Callable[[Timing], float]
+    limit: float
+    at_most: bool
+
+    def met(self, timing: Timing) -> bool:
+        value = self.value(timing)
+        return value <= self.limit if self.at_most else value >= self.limit
+
+
+@dataclass(frozen=True)
+class Case:
+    """What the targets of one modality are measured on."""
+
+    describe: str
+    signal: Callable[[], Any]
+    rate: str
+    targets: tuple[Target, ...]
+
+
+def photo() -> ImageSignal:
+    """A 768x512 RGB photo: a train photo scaled (Lanczos) and centre-cropped to it."""
+    signal = ImageModality().load(PHOTO)
+    fitted = ImageOps.fit(Image.fromarray(signal.pixels), PHOTO_SIZE, Image.Resampling.LANCZOS)
+    return ImageSignal(np.asarray(fitted), "RGB")
+
+
+def clip() -> SpeechSignal:
+    """The first 10 s train clip calibration uses (the 8 kHz copies come after)."""
+    return train_clips(DEFAULT_DATA)[0]
+
+
+CASES = {
+    "image": Case(
+        f"a {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} train photo ({PHOTO.name})",
+        photo,
+        IMAGE_RATE,
+        (
+            Target("encode seconds", lambda t: t.encode, 10.0, at_most=True),
+            Target("decode seconds", lambda t: t.decode, 1.0, at_most=True),
+        ),
+    ),
+    "speech": Case(
+        "a 10 s train clip",
+        clip,
+        SPEECH_RATE,
+        (
+            Target("encode s per s of audio", lambda t: t.encode / t.size, 2.0, at_most=True),
+            Target("decode x real time", lambda t: t.size / t.decode, 20.0, at_most=False),
+        ),
+    ),
+}
+
+
+def time_case(modality: str, case: Case, model: str | None, rate: str | None) -> Timing:
+    """Encode and decode times of the case's signal, after one unmeasured run.
+
+    A model without the operating point (a run's checkpoint before export) runs its
+    default search, and says so.
+    """
+    wanted = rate or case.rate
+    codec = load_codec(model, modality, wanted)
+    point = wanted if wanted in codec.model.config.operating_points else None
+    print(f"{codec.name} at {point or 'its default search'} on {case.describe}:", flush=True)
+    signal = case.signal()
+    codec.decode(codec.encode(signal, None, point)[0])
+    encoded = measure(lambda: codec.encode(signal, None, point)[0])
+    decoded = measure(lambda: codec.decode(encoded.value))
+    # both modalities here define the optional size (Mpx, seconds of audio)
+    return Timing(encoded.seconds, decoded.seconds, codec.modality.size(signal))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--modality", nargs="+", choices=sorted(CASES), default=sorted(CASES))
+    parser.add_argument("--model", help="model name or card (default: the modality's)")
+    parser.add_argument("--rate", help="operating point (default: the modality's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args(argv)
+    if args.model and len(args.modality) > 1:
+        parser.error("--model names one model: give one --modality with it")
+
+    torch.set_num_threads(args.threads)
+    failed = False
+    for modality in args.modality:
+        case = CASES[modality]
+        try:
+            timing = time_case(modality, case, args.model, args.rate)
+        except UnicompError as error:
+            print(f"{modality}: cannot time: {error}", file=sys.stderr, flush=True)
+            failed = True
+            continue
+        for target in case.targets:
+            bound = "<=" if target.at_most else ">="
+            verdict = "met" if target.met(timing) else "NOT met"
+            print(
+                f"  {target.what:<26} {target.value(timing):8.3f}   "
+                f"target {bound} {target.limit:g}   {verdict}",
+                flush=True,
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Compare latent search settings (AdmmConfig) on TRAIN data, to choose the defaults.
+
+    .venv/bin/python benchmarks/tune_admm.py --modality image --limit 4
+    .venv/bin/python benchmarks/tune_admm.py --modality speech --point 2kbps \
+        --model ~/.cache/unicomp/runs/speech-v1/speech-v1.json
+
+Every setting of the modality's list below (overrides of the model's AdmmConfig; ``{}``
+is the model's own) encodes every signal, and the means per setting are printed: the
+search objective (the modality's distortion of the decoded model-space tensor, plus the
+weighted rate term at an operating point), the rate from the real file sizes, the ADMM
+iterations run and the encode seconds. The modality's ``default_config()`` records the
+setting chosen and why.
+
+Run it on TRAIN data only (the default): settings are chosen there, never on the
+evaluate sets ``unicomp bench`` reports on. Images are coded at typical photo size
+(long side 768 px) as calibration codes them; speech as the 10 s train clips
+``benchmarks/train_speech.py`` calibrates on (half of them 8 kHz copies). Without
+``--point`` the search runs without a rate term (the model's default search), so the
+objective is the distortion alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unicomp.api import load_codec
+from unicomp.core.codec import Codec
+from unicomp.core.config import merge
+from unicomp.modalities.image.io import ImageSignal
+from unicomp.modalities.image.modality import ImageModality
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_image import typical_photos  # noqa: E402
+from train_speech import CORPUS, train_clips  # noqa: E402
+
+#: Overrides of the model's AdmmConfig compared per modality ({} is the model's own).
+SETTINGS: dict[str, tuple[dict[str, Any], ...]] = {
+    "image": (
+        {"iterations": 0},
+        {},
+        {"inner_steps": 2, "learning_rate": 0.02, "rho": 0.2, "rho_growth": 1.12},
+        {"inner_steps": 2},
+        {"rho": 0.02},
+        {"learning_rate": 0.5},
+        {"iterations": 12, "time_budget": None},
+    ),
+    "speech": (
+        {"iterations": 0},
+        {},
+        {"inner_steps": 3, "learning_rate": 0.02, "rho": 0.5},
+        {"iterations": 20, "learning_rate": 0.05},
+        {"iterations": 5},
+    ),
+}
+
+
+def photos(folder: Path) -> list[ImageSignal]:
+    return typical_photos(ImageModality(), folder)
+
+
+#: The TRAIN signals of each modality, from its train folder.
+SIGNALS: dict[str, Callable[[Path], list[Any]]] = {"image": photos, "speech": train_clips}
+
+
+def sweep(codec: Codec, signals: list[Any], point: str | None) -> Iterator[dict[str, Any]]:
+    """Mean objective, rate, iterations and seconds of each setting of the modality in turn."""
+    base = codec.model.config
+    try:
+        for overrides in SETTINGS[codec.modality.name]:
+            codec.model.config = merge(base, {"admm": overrides})
+            reports = [codec.encode(signal, None, point)[1] for signal in signals]
+            row = {
+                "settings": json.dumps(overrides),
+                "objective": statistics.fmean(r.distortion for r in reports),
+                codec.modality.rate_unit: statistics.fmean(r.rate for r in reports),
+                "iterations": statistics.fmean(r.iterations for r in reports),
+                "seconds": statistics.fmean(r.seconds for r in reports),
+            }
+            yield row
+    finally:
+        codec.model.config = base
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--modality", choices=sorted(SETTINGS), required=True)
+    parser.add_argument("--data", type=Path, help="TRAIN folder (default: the corpus's)")
+    parser.add_argument("--model", help="model name, card or run folder (default: the default)")
+    parser.add_argument("--point", help="operating point to search at (default: none)")
+    parser.add_argument("--limit", type=int, help="use only this many signals, spread evenly")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    codec = load_codec(args.model, args.modality)
+    data = args.data or CORPUS / args.modality / "train"
+    signals = SIGNALS[args.modality](data)
+    if args.limit:
+        signals = signals[:: max(1, len(signals) // args.limit)][: args.limit]
+    point = args.point or "none (no rate term)"
+    print(f"{codec.name} on {len(signals)} signals of {data}; operating point {point}", flush=True)
+    for row in sweep(codec, signals, args.point):
+        print("  ".join(_cell(k, v) for k, v in row.items()), flush=True)
+    return 0
+
+
+def _cell(key: str, value: Any) -> str:
+    return f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

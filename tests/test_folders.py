@@ -1,0 +1,126 @@
+"""Folder runs: ``unicomp compress DIR -o OUT [--workers N]`` and back, with the sensor model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_csv
+from unicomp_sensor.synthetic import synthetic_reading
+
+from unicomp import api
+from unicomp.core.codec import Codec
+
+NAMES = ["a.csv", "b.csv", "c.csv", "d.csv", "sub/a.csv", "sub/deeper/e.csv"]
+
+
+@pytest.fixture()
+def readings(tmp_path: Path) -> Path:
+    """Six readings in a small tree, plus files a folder run must leave alone."""
+    folder = tmp_path / "readings"
+    rng = np.random.default_rng(3)
+    for name in NAMES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        write_csv(folder / name, synthetic_reading(rng, 1200))
+    (folder / "notes.txt").write_text("not a signal\n")
+    (folder / ".hidden.csv").write_text("value\n1\n2\n")
+    return folder
+
+
+def decoded_snr(sensor, original: Path, decoded: Path) -> float:
+    return sensor.metrics(sensor.load(original), sensor.load(decoded))["snr_db"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_folder_is_mirrored_and_every_output_decodes(
+    cli, sensor, readings: Path, tmp_path: Path, workers: str
+) -> None:
+    packed, restored = tmp_path / "packed", tmp_path / "restored"
+    result = cli("compress", str(readings), "-o", str(packed), "--workers", workers)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"compressed 6 of 6 files into {packed}")
+    assert "1 other files ignored" in result.stdout
+    written = sorted(str(p.relative_to(packed)) for p in packed.rglob("*") if p.is_file())
+    assert written == sorted(f"{name}.ucz" for name in NAMES)
+
+    result = cli("decompress", str(packed), "-o", str(restored), "-j", workers)
+    assert result.returncode == 0, result.stderr
+    for name in NAMES:
+        assert decoded_snr(sensor, readings / name, restored / name) > 10
+
+
+def test_a_bad_file_is_reported_and_the_others_are_written(
+    cli, readings: Path, tmp_path: Path
+) -> None:
+    (readings / "sub" / "broken.csv").write_text("value\n1.5\nhello\n")
+    packed = tmp_path / "packed"
+    result = cli("compress", str(readings), "-o", str(packed), "-j", "2")
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        f"error: {readings / 'sub' / 'broken.csv'}:3: 'hello' is not a number"
+    ]
+    assert "compressed 6 of 7 files" in result.stdout and "1 failed" in result.stdout
+    assert len(list(packed.rglob("*.ucz"))) == 6
+
+
+def test_existing_outputs_are_skipped_unless_forced(cli, readings: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "packed"
+    assert cli("compress", str(readings), "-o", str(packed), "-q").returncode == 0
+    (packed / "a.csv.ucz").write_bytes(b"kept")
+    again = cli("compress", str(readings), "-o", str(packed), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) | {"seconds": 0} == {
+        "output": str(packed),
+        "total": 6,
+        "done": 0,
+        "skipped": 6,
+        "failed": 0,
+        "ignored": 1,
+        "interrupted": False,
+        "exit_code": 0,
+        "seconds": 0,
+    }
+    assert (packed / "a.csv.ucz").read_bytes() == b"kept"
+    assert cli("compress", str(readings), "-o", str(packed), "-q", "--force").returncode == 0
+    assert (packed / "a.csv.ucz").read_bytes()[:4] == b"UCZ1"
+
+
+def test_a_model_compresses_only_the_files_of_its_modality(
+    cli, readings: Path, tmp_path: Path
+) -> None:
+    (readings / "photo.png").write_bytes(b"not even an image")
+    packed = tmp_path / "packed"
+    result = cli("compress", str(readings), "-o", str(packed), "--model", "sensor-default")
+    assert result.returncode == 0, result.stderr
+    assert "2 other files ignored" in result.stdout
+
+
+def test_an_output_folder_inside_the_input_is_not_walked(cli, readings: Path) -> None:
+    inside = readings / "packed"
+    assert cli("compress", str(readings), "-o", str(inside), "-q").returncode == 0
+    result = cli("compress", str(readings), "-o", str(inside))
+    assert result.stdout.startswith("compressed 0 of 6 files")
+    restored = readings / "restored"
+    assert cli("decompress", str(inside), "-o", str(restored), "-q").returncode == 0
+    assert sorted(p.name for p in restored.rglob("*.csv")) == sorted(Path(n).name for n in NAMES)
+
+
+def test_metrics_are_for_single_files(cli, readings: Path, tmp_path: Path) -> None:
+    result = cli("compress", str(readings), "-o", str(tmp_path / "packed"), "--metrics")
+    assert result.returncode == 2
+    assert "--metrics" in result.stderr
+
+
+def test_a_worker_loads_each_model_once(
+    registry, sensor_model: Path, readings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = []
+    load = Codec.from_pretrained
+    monkeypatch.setattr(Codec, "from_pretrained", lambda *args: loads.append(args) or load(*args))
+    codecs: dict[str, Codec] = {}  # what a worker keeps between files
+    for name in NAMES[:3]:
+        output = tmp_path / f"{name}.ucz"
+        api.compress(readings / name, output, model=sensor_model, registry=registry, codecs=codecs)
+    assert len(loads) == 1
