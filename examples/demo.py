@@ -51,7 +51,7 @@ def demo_sample(sample: Path, scratch: Path, registry, models: set[str]) -> None
         return
     try:
         result = api.compress(sample, scratch / f"{sample.stem}.ucz", metrics=True)
-        restored = api.decompress(result.output, scratch / f"restored{sample.suffix}")
+        restored = api.decompress(result.output)
     except UnicompError as error:
         print(f"{sample.name}: {error}")
         return
