@@ -155,6 +155,16 @@ def decode_all(outputs: list[Path], sensor_model: Path, registry, tmp_path: Path
         api.decompress(output, decoded, model=sensor_model, registry=registry)
 
 
+def start_slow_folder_run(
+    readings: Path, out: Path, cli_env: dict[str, str], terminal: Terminal
+) -> subprocess.Popen[bytes]:
+    """A 2-worker folder compression with a long search, once its first output exists."""
+    args = ["compress", str(readings), "-o", str(out), "-j", "2", "--admm-iters", "100"]
+    process = start(args, cli_env, terminal)
+    wait_for_first_output(out, process)
+    return process
+
+
 def test_ctrl_c_stops_a_folder_run_and_keeps_whole_outputs(
     cli_env: dict[str, str],
     terminal: Terminal,
@@ -163,11 +173,8 @@ def test_ctrl_c_stops_a_folder_run_and_keeps_whole_outputs(
     sensor_model: Path,
     registry,
 ) -> None:
-    out = tmp_path / "out"
-    before = snapshot(readings)
-    args = ["compress", str(readings), "-o", str(out), "-j", "2", "--admm-iters", "100"]
-    process = start(args, cli_env, terminal)
-    wait_for_first_output(out, process)
+    out, before = tmp_path / "out", snapshot(readings)
+    process = start_slow_folder_run(readings, out, cli_env, terminal)
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=120) == 1
     wait_until_gone(process.pid)
@@ -187,11 +194,8 @@ def test_workers_end_with_a_killed_parent(
     sensor_model: Path,
     registry,
 ) -> None:
-    out = tmp_path / "out"
-    before = snapshot(readings)
-    args = ["compress", str(readings), "-o", str(out), "-j", "2", "--admm-iters", "100"]
-    process = start(args, cli_env, terminal)
-    wait_for_first_output(out, process)
+    out, before = tmp_path / "out", snapshot(readings)
+    process = start_slow_folder_run(readings, out, cli_env, terminal)
     process.kill()  # the parent alone: its workers must notice and end, not linger
     assert process.wait(timeout=60) == -9
     wait_until_gone(process.pid)
