@@ -20,6 +20,7 @@ from unicomp.core.entropy import EntropyTables
 from unicomp.core.quantizer import Quantizer
 from unicomp.core.trainer import train
 from unicomp.errors import FormatError, InputError, UsageError
+from unicomp.modalities.image import modality as image_modality
 from unicomp.modalities.image.io import ImageSignal, load_image, save_image
 from unicomp.modalities.image.modality import (
     DEFAULT_MODEL,
@@ -264,3 +265,20 @@ def test_pad_multiple_matches_the_default_networks(image: ImageModality) -> None
 def test_networks_that_do_not_fit_the_padding_are_refused(image: ImageModality) -> None:
     with pytest.raises(UsageError):
         image.build_networks({**TINY_NETWORK, "widths": [4, 4, 4, 4, 4]})
+
+
+def test_large_images_score_similarity_in_windows_close_to_the_whole(
+    image: ImageModality, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows, cols = torch.meshgrid(torch.linspace(0, 6, 300), torch.linspace(0, 5, 260), indexing="ij")
+    x = (0.5 + 0.4 * torch.sin(rows) * torch.cos(cols)).expand(1, 3, -1, -1).contiguous()
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    x_hat = (x + 0.05 * noise).clamp(0, 1)
+    whole = image.distortion(x_hat, x)
+    monkeypatch.setattr(image_modality, "SIMILARITY_WINDOW", 128)
+    x_hat.requires_grad_(True)
+    windowed = image.distortion(x_hat, x)
+    windowed.sum().backward()
+    assert windowed.item() == pytest.approx(whole.item(), rel=0.05)
+    assert windowed.item() != whole.item()  # the windowed path really ran
+    assert torch.isfinite(x_hat.grad).all() and x_hat.grad.abs().sum() > 0
