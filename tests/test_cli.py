@@ -177,24 +177,19 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+def train_sensor(cli, data: Path, out: Path, config: Path, *options: str):
+    """``unicomp train`` of the sensor modality with a TOML config."""
+    args = ["--modality", "sensor", "--data", str(data), "--out", str(out), "--config"]
+    return cli("train", *args, str(config), *options)
+
+
 def test_train_command_uses_the_toml_config(cli, sensor_data: Path, tmp_path: Path) -> None:
     config = tmp_path / "tiny.toml"
     config.write_text(
         'name = "sensor-tiny"\n[train]\nfloat_steps = 4\nsoft_steps = 4\nhard_steps = 4\n'
         "adversarial_start = 2\nbatch_size = 2\n"
     )
-    result = cli(
-        "train",
-        "--modality",
-        "sensor",
-        "--data",
-        str(sensor_data),
-        "--out",
-        str(tmp_path / "run"),
-        "--config",
-        str(config),
-        "-q",
-    )
+    result = train_sensor(cli, sensor_data, tmp_path / "run", config, "-q")
     assert result.returncode == 0, result.stderr
     card = read_card(tmp_path / "run" / "sensor-tiny.json")
     assert card["training"]["steps"] == 12
@@ -205,17 +200,7 @@ def test_train_command_uses_the_toml_config(cli, sensor_data: Path, tmp_path: Pa
 def test_unknown_config_keys_are_usage_errors(cli, sensor_data: Path, tmp_path: Path) -> None:
     config = tmp_path / "typo.toml"
     config.write_text("[train]\nfloat_stpes = 4\n")
-    result = cli(
-        "train",
-        "--modality",
-        "sensor",
-        "--data",
-        str(sensor_data),
-        "--out",
-        str(tmp_path / "run"),
-        "--config",
-        str(config),
-    )
+    result = train_sensor(cli, sensor_data, tmp_path / "run", config)
     assert result.returncode == 2
     assert "float_stpes" in result.stderr
 
