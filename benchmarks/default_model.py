@@ -1,0 +1,124 @@
+"""The one command line behind train_image.py and train_speech.py.
+
+A default model is made the same way for every modality: train resumably on the
+corpus's train split (fixed seed; the batch of every step is a pure function of
+(seed, step), so ``--resume`` continues exactly from the last checkpoint), then
+``--export`` calibrates the run's latest model's operating points on TRAIN signals
+(core/calibration.py) and writes weights and card into ``unicomp/weights``. What
+differs per modality — how the training set and the calibration signals are made —
+is a :class:`Recipe`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unicomp.core.calibration import calibrate_points
+from unicomp.core.checkpoint import load_model, save_model
+from unicomp.core.codec import Codec
+from unicomp.core.config import load_overrides, merge
+from unicomp.core.data import CropDataset
+from unicomp.core.trainer import Trainer, print_every
+from unicomp.modalities.base import Modality
+
+CORPUS = Path.home() / ".cache" / "unicomp" / "corpus"
+RUNS = Path.home() / ".cache" / "unicomp" / "runs"
+WEIGHTS = Path(__file__).resolve().parents[1] / "unicomp" / "weights"
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """The signals an export calibrates on: all of them set the entropy tables, the
+    ``measured`` subset is encoded in full to correct the aim; ``data`` describes them
+    for the card."""
+
+    signals: Sequence[Any]
+    measured: Sequence[Any]
+    data: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How one modality's default model is trained and calibrated."""
+
+    modality: Modality
+    script: str
+    default_rate: str
+    #: ``(data folder, crop) -> (dataset, card entries describing the data)``
+    training_set: Callable[[Path, list[int]], tuple[CropDataset, dict[str, Any]]]
+    calibration: Callable[[Path], Calibration]
+    #: the card key of the calibrated mean rates, e.g. "mean_bpp"
+    rate_key: str
+
+
+def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> Path:
+    """Calibrate the run's latest model's operating points and save it into ``dest``.
+
+    The latent search settings and rate labels are the current defaults (tuned on
+    train signals), not those the run started with.
+    """
+    defaults = recipe.modality.default_config()
+    model = load_model(run / f"{defaults.name}.json", recipe.modality.build_networks)
+    steps = int(model.card.get("training", {}).get("steps", 0))
+    quantized_from = model.config.train.float_steps + model.config.train.soft_steps
+    if steps <= quantized_from:
+        raise SystemExit(f"model at step {steps} has no index statistics before {quantized_from}")
+    model.config = dataclasses.replace(
+        model.config, admm=defaults.admm, operating_points=defaults.operating_points
+    )
+    material = recipe.calibration(data)
+    print(f"calibrating on {len(material.signals)} train signals", flush=True)
+    codec = Codec(recipe.modality, model)
+    reached = calibrate_points(codec, material.signals, material.measured, recipe.default_rate)
+    calibration = {
+        "command": command,
+        "data": material.data,
+        "measured_on": f"{len(material.measured)} of them, encoded in full",
+        recipe.rate_key: {label: round(rate, 4) for label, rate in reached.items()},
+    }
+    return save_model(codec.model, dest, {"calibration": calibration})
+
+
+def main(recipe: Recipe, argv: list[str] | None = None) -> int:
+    """Train (or with ``--export``, calibrate and release) the recipe's default model."""
+    name = recipe.modality.default_config().name
+    parser = argparse.ArgumentParser(description=f"Train the default {name} model, resumably.")
+    parser.add_argument(
+        "--data", type=Path, default=CORPUS / recipe.modality.name / "train", help="train split"
+    )
+    parser.add_argument("--out", type=Path, default=RUNS / name, help="run folder")
+    parser.add_argument("--config", type=Path, help="TOML overrides of the default config")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder")
+    parser.add_argument("--stop-at", type=int, help="stop after this many steps in total")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--export", action="store_true", help="calibrate the run's model into --weights"
+    )
+    parser.add_argument("--weights", type=Path, default=WEIGHTS, help="export folder")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    command = shlex.join(["python", recipe.script, *(sys.argv[1:] if argv is None else argv)])
+    if args.export:
+        print(f"exported {export(recipe, args.out, args.data, args.weights, command)}", flush=True)
+        return 0
+    config = recipe.modality.default_config()
+    if args.config is not None:
+        config = merge(config, load_overrides(args.config))
+    dataset, data_card = recipe.training_set(args.data, config.train.crop)
+    card = {"data": data_card, "training": {"command": command, "data": str(args.data)}}
+    trainer = Trainer(recipe.modality, config, dataset, args.out, card=card)
+    if args.resume and trainer.resume():
+        print(f"resumed at step {trainer.step}", flush=True)
+    print(f"training {config.name} into {args.out} ({config.train.total_steps} steps)", flush=True)
+    card_path = trainer.run(stop_at=args.stop_at, on_step=print_every(config.train.log_every))
+    print(f"done: {card_path or args.out}", flush=True)
+    return 0

@@ -1,0 +1,98 @@
+"""The command line that trains and releases default models (benchmarks/default_model.py),
+driven with a short sensor recipe: train, resume, export with calibrated operating points."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, tiny_config
+from unicomp_sensor.modality import SensorModality
+
+from unicomp.core.calibration import label_rate, mean_rate
+from unicomp.core.checkpoint import load_model
+from unicomp.core.codec import Codec
+from unicomp.core.config import ModelConfig
+from unicomp.core.data import CropDataset, find_files
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from default_model import Calibration, Recipe, main  # noqa: E402
+
+
+class ShortSensor(SensorModality):
+    """The sensor modality whose default config trains in seconds, with rate labels the
+    test sets once it knows what the trained model spends."""
+
+    labels: tuple[str, ...] = ()
+
+    def default_config(self) -> ModelConfig:
+        config = tiny_config(SensorModality())
+        return dataclasses.replace(config, operating_points=dict.fromkeys(self.labels, 0.0))
+
+
+def sensor_recipe(modality: ShortSensor) -> Recipe:
+    def training_set(folder: Path, crop: list[int]) -> tuple[CropDataset, dict[str, Any]]:
+        tensors = [modality.analysis(modality.load(p))[0] for p in find_files(modality, folder)]
+        return CropDataset(tensors, crop), {"items": len(tensors)}
+
+    def calibration(folder: Path) -> Calibration:
+        signals = [modality.load(p) for p in find_files(modality, folder)][:6]
+        return Calibration(signals, signals[:3], f"6 readings of {folder}")
+
+    return Recipe(
+        modality=modality,
+        script="tests/sensor_recipe.py",
+        default_rate="",  # set with the labels
+        training_set=training_set,
+        calibration=calibration,
+        rate_key="mean_rate",
+    )
+
+
+def test_train_resume_and_export_a_default_model(
+    sensor_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    modality = ShortSensor()
+    recipe = sensor_recipe(modality)
+    run, weights = tmp_path / "run", tmp_path / "weights"
+    common = ["--data", str(sensor_data), "--out", str(run)]
+
+    assert main(recipe, [*common, "--stop-at", "400"]) == 0
+    assert json.loads((run / "state.json").read_text())["step"] == 400
+    assert main(recipe, [*common, "--resume"]) == 0
+    assert "resumed at step 400" in capsys.readouterr().out
+    card = json.loads((run / card_name(modality)).read_text())
+    assert card["training"]["steps"] == 500
+    assert card["training"]["command"].startswith("python tests/sensor_recipe.py")
+    assert card["data"] == {"items": 16}
+
+    trained = Codec(modality, load_model(run / card_name(modality), modality.build_networks))
+    free = mean_rate(trained, recipe.calibration(sensor_data).signals[:3], None)
+    unit = modality.rate_unit
+    modality.labels = (f"{0.7 * free:.3f}{unit}", f"{0.45 * free:.3f}{unit}")
+    recipe = dataclasses.replace(recipe, default_rate=modality.labels[0])
+    assert main(recipe, [*common, "--export", "--weights", str(weights)]) == 0
+
+    released = json.loads((weights / card_name(modality)).read_text())
+    calibration = released["calibration"]
+    assert calibration["command"].endswith(f"--export --weights {weights}")
+    assert calibration["data"] == f"6 readings of {sensor_data}"
+    for label in modality.labels:
+        assert 0.8 * label_rate(label, unit) <= calibration["mean_rate"][label]
+        assert calibration["mean_rate"][label] <= label_rate(label, unit)
+
+
+def test_export_refuses_a_model_without_index_statistics(sensor_data: Path, tmp_path: Path) -> None:
+    recipe = sensor_recipe(ShortSensor())
+    common = ["--data", str(sensor_data), "--out", str(tmp_path)]
+    assert main(recipe, [*common, "--stop-at", "300"]) == 0
+    with pytest.raises(SystemExit, match="no index statistics before 350"):
+        main(recipe, [*common, "--export", "--weights", str(tmp_path / "weights")])
+
+
+def card_name(modality: SensorModality) -> str:
+    return f"{modality.default_config().name}.json"
