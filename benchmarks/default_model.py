@@ -26,6 +26,7 @@ from unicomp.core.checkpoint import load_model, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import load_overrides, merge
 from unicomp.core.data import CropDataset
+from unicomp.core.point_tuning import GeneratorTuning
 from unicomp.core.trainer import Trainer, print_every
 from unicomp.modalities.base import Modality
 
@@ -57,6 +58,8 @@ class Recipe:
     calibration: Callable[[Path], Calibration]
     #: the card key of the calibrated mean rates, e.g. "mean_bpp"
     rate_key: str
+    #: fine-tuning steps of each operating point's own generator (core/point_tuning.py)
+    tuning_steps: int = 1000
 
 
 def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> Path:
@@ -75,13 +78,28 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
         model.config, admm=defaults.admm, operating_points=defaults.operating_points
     )
     material = recipe.calibration(data)
+    crops, _ = recipe.training_set(data, model.config.train.crop)
+    tuning = GeneratorTuning(crops, recipe.tuning_steps, model.config.train.batch_size)
     print(f"calibrating on {len(material.signals)} train signals", flush=True)
-    codec = Codec(recipe.modality, model)
-    reached = calibrate_points(codec, material.signals, material.measured, recipe.default_rate)
+    codec, training_generator = Codec(recipe.modality, model), model.generator
+    reached = calibrate_points(
+        codec, material.signals, material.measured, recipe.default_rate, tuning=tuning
+    )
     calibration = {
         "command": command,
         "data": material.data,
         "measured_on": f"{len(material.measured)} of them, encoded in full",
+        "generator_tuning": {
+            "crops": f"{len(crops)} training signals, crops of {model.config.train.crop}",
+            "steps": tuning.steps,
+            "batch_size": tuning.batch_size,
+            "learning_rate": tuning.learning_rate,
+            "tuned_points": sorted(
+                [*model.point_generators, recipe.default_rate]
+                if model.generator is not training_generator
+                else model.point_generators
+            ),
+        },
         recipe.rate_key: {label: round(rate, 4) for label, rate in reached.items()},
     }
     return save_model(codec.model, dest, {"calibration": calibration})

@@ -50,6 +50,7 @@ def sensor_recipe(modality: ShortSensor) -> Recipe:
         training_set=training_set,
         calibration=calibration,
         rate_key="mean_rate",
+        tuning_steps=100,
     )
 
 
@@ -74,13 +75,18 @@ def test_train_resume_and_export_a_default_model(
     free = mean_rate(trained, recipe.calibration(sensor_data).signals[:3], None)
     unit = modality.rate_unit
     modality.labels = (f"{0.7 * free:.3f}{unit}", f"{0.45 * free:.3f}{unit}")
-    recipe = dataclasses.replace(recipe, default_rate=modality.labels[0])
+    labels = modality.labels
+    recipe = dataclasses.replace(recipe, default_rate=labels[0])
     assert main(recipe, [*common, "--export", "--weights", str(weights)]) == 0
 
     released = json.loads((weights / card_name(modality)).read_text())
     calibration = released["calibration"]
     assert calibration["command"].endswith(f"--export --weights {weights}")
     assert calibration["data"] == f"6 readings of {sensor_data}"
+    tuning = calibration["generator_tuning"]
+    assert tuning["steps"] == 100 and tuning["crops"] == "16 training signals, crops of [256]"
+    assert set(tuning["tuned_points"]) == set(labels)
+    assert released["point_generators"] == sorted(set(tuning["tuned_points"]) - {labels[0]})
     for label in modality.labels:
         assert 0.8 * label_rate(label, unit) <= calibration["mean_rate"][label]
         assert calibration["mean_rate"][label] <= label_rate(label, unit)

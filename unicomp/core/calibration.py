@@ -6,6 +6,9 @@ outputs of training signals, where it is cheap; the real rate of a file then dif
 (the latent search moves indices, the header costs bits), so the aim is corrected by the
 real rates of earlier tries and solved again, until a real rate lands just below the
 label. Calibration data must be training data, never evaluation data.
+
+With a :class:`GeneratorTuning`, each point also gets its own generator, fine-tuned on
+the indices the point transmits (core/point_tuning.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 
 from unicomp.core.codec import Codec
 from unicomp.core.entropy import EntropyTables
+from unicomp.core.point_tuning import GeneratorTuning, tune_generator
 from unicomp.core.rate_control import find_operating_point
 from unicomp.errors import UsageError
 
@@ -60,27 +64,70 @@ def mean_rate(codec: Codec, signals: Sequence[Any], label: str) -> float:
     return statistics.fmean(codec.encode(s, operating_point=label)[1].rate for s in signals)
 
 
+def mean_objective(codec: Codec, signals: Sequence[Any], label: str) -> float:
+    """Mean search objective (distortion plus weighted rate) of ``signals`` at ``label``."""
+    return statistics.fmean(codec.encode(s, operating_point=label)[1].distortion for s in signals)
+
+
 def calibrate(
     codec: Codec,
     signals: Sequence[Any],
     measured_on: Sequence[Any],
     label: str,
     log: Callable[[str], None] = print,
+    tuning: GeneratorTuning | None = None,
 ) -> float:
     """Set ``label``'s weight and tables so that real files of ``measured_on`` meet it.
 
     ``signals`` (all the calibration data) shape the tables; real encodes of the subset
     ``measured_on`` correct the aim. Returns the mean real rate reached, at most the
     label's: the closest round below it is kept.
+
+    With ``tuning``, the point then gets a generator fine-tuned at the weight found if,
+    at that weight, it lowers the mean search objective (distortion plus weighted rate)
+    of ``measured_on``; the aim is then corrected again through it, since the search
+    moves indices differently through the tuned generator.
+    """
+    model = codec.model
+    training_tables = model.tables
+    rate, aim = _aim(codec, signals, measured_on, label, training_tables, log)
+    if tuning is None:
+        return rate
+    weight = model.config.operating_points[label]
+    before = mean_objective(codec, measured_on, label)
+    log(f"{label}: tuning a generator at weight {weight:.4g}")
+    tables = model.point_tables[label]
+    model.point_generators[label] = tune_generator(codec, weight, tables, tuning, log)
+    after = mean_objective(codec, measured_on, label)
+    log(f"{label}: search objective {before:.5g} with the training generator, {after:.5g} tuned")
+    if after >= before:
+        del model.point_generators[label]
+        return rate
+    return _aim(codec, signals, measured_on, label, training_tables, log, aim)[0]
+
+
+def _aim(
+    codec: Codec,
+    signals: Sequence[Any],
+    measured_on: Sequence[Any],
+    label: str,
+    training_tables: EntropyTables,
+    log: Callable[[str], None],
+    first_aim: float | None = None,
+) -> tuple[float, float | None]:
+    """Search ``label``'s weight and tables from the training tables (see
+    :func:`calibrate`), aiming first at ``first_aim`` if given, else at the label.
+
+    Returns the real rate reached and the aimed rate that reached it (None when no rate
+    term was needed).
     """
     modality, model = codec.modality, codec.model
     target = label_rate(label, modality.rate_unit)
-    training_tables = model.tables
     set_point(codec, label, 0.0, training_tables, False)
     rate = mean_rate(codec, measured_on, label)
     log(f"{label}: no rate term, training tables: {rate:.4f} {modality.rate_unit}")
     if rate <= target:
-        return rate
+        return rate, None
     with torch.no_grad():
         latents = [model.encoder(modality.analysis(s)[0].unsqueeze(0)) for s in signals]
     # Rate units per bit of each signal, so that a rate aim becomes bits per element.
@@ -91,7 +138,7 @@ def calibrate(
     tried: list[tuple[float, float]] = []  # (aimed rate, real rate)
     best = None
     for _ in range(ROUNDS):
-        aim = _next_aim(tried, goal)
+        aim = _next_aim(tried, goal) if tried or first_aim is None else first_aim
         bits = aim * bits_per_unit / elements
         weight, tables = find_operating_point(latents, centers, training_tables, bits)
         set_point(codec, label, weight, tables, False)
@@ -99,20 +146,21 @@ def calibrate(
         log(f"{label}: weight {weight:.4g} ({bits:.3f} bits/element): {rate:.4f}")
         tried.append((aim, rate))
         if rate <= target and (best is None or rate > best[2]):
-            best = (weight, tables, rate)
+            best = (weight, tables, rate, aim)
         if (1 - TOLERANCE) * target <= rate <= target:
             break
     if best is None:
         raise UsageError(f"{label}: no rate weight reached {target} {modality.rate_unit}")
     set_point(codec, label, best[0], best[1], False)
-    return best[2]
+    return best[2], best[3]
 
 
 def _next_aim(tried: Sequence[tuple[float, float]], goal: float) -> float:
     """The aimed rate expected to give a real rate of ``goal``.
 
     Real rates are not proportional to aimed ones (the header is a fixed cost, the
-    search moves indices), so after two tries the secant through the last two is used.
+    search moves indices), so after two tries the secant through the last two is used,
+    never more than halving the aim in one round (the real rate can bend sharply).
     """
     if not tried:
         return goal
@@ -120,7 +168,7 @@ def _next_aim(tried: Sequence[tuple[float, float]], goal: float) -> float:
     if previous is not None and previous[1] != rate:
         slope = (rate - previous[1]) / (aim - previous[0])
         if slope > 0:
-            return max(aim + (goal - rate) / slope, 0.1 * aim)
+            return max(aim + (goal - rate) / slope, 0.5 * aim)
     return aim * goal / rate
 
 
@@ -130,16 +178,21 @@ def calibrate_points(
     measured_on: Sequence[Any],
     default_label: str,
     log: Callable[[str], None] = print,
+    tuning: GeneratorTuning | None = None,
 ) -> dict[str, float]:
     """Calibrate every operating point of the model; returns the real rate each reached.
 
-    Every point is fitted from the training tables; at the end the default point's
-    tables replace them, since a file coded without naming a point is coded at it.
+    Every point is fitted from the training tables (and tuned from the training
+    generator); at the end the default point's tables and generator replace them, since
+    a file coded without naming a point is coded at it.
     """
+    model = codec.model
     reached = {
-        label: calibrate(codec, signals, measured_on, label, log)
-        for label in codec.model.config.operating_points
+        label: calibrate(codec, signals, measured_on, label, log, tuning)
+        for label in model.config.operating_points
     }
-    weight = codec.model.config.operating_points[default_label]
-    set_point(codec, default_label, weight, codec.model.point_tables.pop(default_label), True)
+    weight = model.config.operating_points[default_label]
+    set_point(codec, default_label, weight, model.point_tables.pop(default_label), True)
+    if default_label in model.point_generators:
+        model.generator = model.point_generators.pop(default_label)
     return reached

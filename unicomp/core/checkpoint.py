@@ -12,6 +12,7 @@ scheme, with tensors split out of the nested state dicts into the safetensors fi
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -47,6 +48,8 @@ class Model:
     sha256: str = ""
     #: Entropy tables fitted to each operating point's rate-constrained indices.
     point_tables: dict[str, EntropyTables] = field(default_factory=dict)
+    #: Generators fine-tuned on those indices (core/point_tuning.py), where tuned.
+    point_generators: dict[str, nn.Module] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -58,13 +61,12 @@ class Model:
         return bytes.fromhex(self.sha256)[:8]
 
 
-def model_state(
-    encoder: nn.Module, generator: nn.Module, quantizer: Quantizer
-) -> dict[str, torch.Tensor]:
+def model_state(model: Model) -> dict[str, torch.Tensor]:
     """The tensors a decoder needs, under stable prefixed names."""
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    state.update({f"generator.{k}": v for k, v in generator.state_dict().items()})
-    state["quantizer.centers"] = quantizer.centers.detach()
+    modules = {"encoder": model.encoder, "generator": model.generator}
+    modules.update({_point_prefix(label): g for label, g in model.point_generators.items()})
+    state = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+    state["quantizer.centers"] = model.quantizer.centers.detach()
     return {k: v.detach().contiguous().clone() for k, v in state.items()}
 
 
@@ -73,7 +75,7 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / f"{model.name}.safetensors"
     with atomic_output(weights_path, overwrite=True) as temporary:
-        save_file(model_state(model.encoder, model.generator, model.quantizer), str(temporary))
+        save_file(model_state(model), str(temporary))
         model.sha256 = sha256_file(temporary)
     card = {
         **model.card,
@@ -91,6 +93,7 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
                 for label, tables in model.point_tables.items()
             },
         },
+        "point_generators": sorted(model.point_generators),
         "weights": {"file": weights_path.name, "sha256": model.sha256},
     }
     model.card = card
@@ -155,6 +158,10 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
         _load_prefixed(encoder, state, "encoder.")
         _load_prefixed(generator, state, "generator.")
         quantizer.centers.data.copy_(state["quantizer.centers"])
+        point_generators = {}
+        for label in _point_generator_labels(card, point_tables):
+            point_generators[label] = copy.deepcopy(generator)
+            _load_prefixed(point_generators[label], state, f"{_point_prefix(label)}.")
     except ModelError:
         raise
     except (UnicompError, SafetensorError, KeyError, RuntimeError, ValueError, TypeError) as error:
@@ -165,9 +172,11 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
                 f"model {card_path} has {quantizer.num_centers} centers but entropy tables "
                 f"of {table.num_symbols} symbols"
             )
-    encoder.eval()
-    generator.eval()
-    return Model(config, encoder, generator, quantizer, tables, card, actual, point_tables)
+    for module in (encoder, generator, *point_generators.values()):
+        module.eval()
+    return Model(
+        config, encoder, generator, quantizer, tables, card, actual, point_tables, point_generators
+    )
 
 
 def save_state(path: Path, state: Mapping[str, Any]) -> None:
@@ -213,6 +222,20 @@ def _join(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     if isinstance(value, list):
         return [_join(v, tensors) for v in value]
     return value
+
+
+def _point_prefix(label: str) -> str:
+    return f"point_generators.{label}"
+
+
+def _point_generator_labels(
+    card: Mapping[str, Any], point_tables: Mapping[str, EntropyTables]
+) -> list[str]:
+    """The card's list of points with their own generator: each must have tables."""
+    labels = card.get("point_generators", [])
+    if not isinstance(labels, list) or not all(label in point_tables for label in labels):
+        raise ModelError(f"model {card.get('name')!r} lists generators of unknown points")
+    return labels
 
 
 def _load_prefixed(module: nn.Module, state: Mapping[str, torch.Tensor], prefix: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from unicomp.core import container, entropy
 from unicomp.core.admm import admm_search
@@ -96,7 +97,7 @@ class Codec:
                 on_iteration(iteration, search.iterations)
 
         result = admm_search(
-            self.model.generator,
+            self._generator(table_key),
             self.modality.distortion,
             x.unsqueeze(0),
             z0,
@@ -141,8 +142,9 @@ class Codec:
     def decode(self, data: bytes) -> Any:
         """Reconstruct the signal stored in ``data``."""
         header, indices = self.decode_indices(data)
+        point = header.coder.partition(":")[2] or None
         with torch.no_grad():
-            x_hat = self.model.generator(self.model.quantizer.dequantize(indices).unsqueeze(0))
+            x_hat = self._generator(point)(self.model.quantizer.dequantize(indices).unsqueeze(0))
         return self.modality.synthesis(x_hat[0], header.side_info)
 
     def check_header(self, header: container.Header) -> entropy.EntropyTables:
@@ -179,6 +181,10 @@ class Codec:
         if operating_point is None:
             return self.model.tables
         return self.model.point_tables[operating_point]
+
+    def _generator(self, operating_point: str | None) -> nn.Module:
+        """The operating point's own generator if it has one, else the model's."""
+        return self.model.point_generators.get(operating_point or "", self.model.generator)
 
     def _search_config(self, iterations: int | None, operating_point: str | None) -> AdmmConfig:
         search = self.model.config.admm
