@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from unicomp.core.calibration import calibrate_points
-from unicomp.core.checkpoint import load_model, save_model
+from unicomp.core.checkpoint import load_model, round_to_half, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import load_overrides, merge
 from unicomp.core.data import CropDataset
@@ -66,7 +66,8 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
     """Calibrate the run's latest model's operating points and save it into ``dest``.
 
     The latent search settings and rate labels are the current defaults (tuned on
-    train signals), not those the run started with.
+    train signals), not those the run started with. Weights are released as float16
+    values (half the size), rounded before anything is measured.
     """
     defaults = recipe.modality.default_config()
     model = load_model(run / f"{defaults.name}.json", recipe.modality.build_networks)
@@ -77,9 +78,13 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
     model.config = dataclasses.replace(
         model.config, admm=defaults.admm, operating_points=defaults.operating_points
     )
+    for module in (model.encoder, model.generator):
+        round_to_half(module)
     material = recipe.calibration(data)
     crops, _ = recipe.training_set(data, model.config.train.crop)
-    tuning = GeneratorTuning(crops, recipe.tuning_steps, model.config.train.batch_size)
+    tuning = GeneratorTuning(
+        crops, recipe.tuning_steps, model.config.train.batch_size, half_precision=True
+    )
     print(f"calibrating on {len(material.signals)} train signals", flush=True)
     codec, training_generator = Codec(recipe.modality, model), model.generator
     reached = calibrate_points(

@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples/unicomp-p
 
 from unicomp_sensor.modality import SensorModality  # noqa: E402
 
-from unicomp.core.checkpoint import model_state  # noqa: E402
 from unicomp.core.config import merge  # noqa: E402
 from unicomp.core.data import CropDataset  # noqa: E402
 from unicomp.core.trainer import Distributed, Trainer  # noqa: E402
@@ -42,12 +41,11 @@ def main(data_dir: Path, out_dir: Path) -> None:
     dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
     trainer = Trainer(modality, config, dataset, out_dir, distributed)
     trainer.run()
-    state = model_state(
-        trainer.autoencoder.encoder, trainer.autoencoder.generator, trainer.autoencoder.quantizer
-    )
     digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode() + state[key].numpy().tobytes())
+    for name in ("encoder", "generator", "quantizer"):
+        state = getattr(trainer.autoencoder, name).state_dict()
+        for key in sorted(state):
+            digest.update(f"{name}.{key}".encode() + state[key].numpy().tobytes())
     first_batch = trainer.schedule.batch(0)
     (out_dir / f"rank{distributed.rank}.txt").write_text(
         f"{distributed.world_size} {digest.hexdigest()} {float(first_batch.sum()):.6f}\n"

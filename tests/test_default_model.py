@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from conftest import ROOT, tiny_config
+from safetensors.torch import load_file
 from unicomp_sensor.modality import SensorModality
 
 from unicomp.core.calibration import label_rate, mean_rate
@@ -87,6 +89,10 @@ def test_train_resume_and_export_a_default_model(
     assert tuning["steps"] == 100 and tuning["crops"] == "16 training signals, crops of [256]"
     assert set(tuning["tuned_points"]) == set(labels)
     assert released["point_generators"] == sorted(set(tuning["tuned_points"]) - {labels[0]})
+    # Released weights are float16 values, stored as such (half the size).
+    stored = load_file(weights / released["weights"]["file"])
+    networks = [t for key, t in stored.items() if not key.startswith("quantizer.")]
+    assert {t.dtype for t in networks if t.is_floating_point()} == {torch.float16}
     for label in modality.labels:
         assert 0.8 * label_rate(label, unit) <= calibration["mean_rate"][label]
         assert calibration["mean_rate"][label] <= label_rate(label, unit)

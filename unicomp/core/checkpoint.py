@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,12 +63,30 @@ class Model:
 
 
 def model_state(model: Model) -> dict[str, torch.Tensor]:
-    """The tensors a decoder needs, under stable prefixed names."""
+    """The tensors a decoder needs, under stable prefixed names; float32 tensors that
+    float16 holds exactly (see :func:`round_to_half`) are stored as float16."""
     modules = {"encoder": model.encoder, "generator": model.generator}
     modules.update({_point_prefix(label): g for label, g in model.point_generators.items()})
     state = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
     state["quantizer.centers"] = model.quantizer.centers.detach()
-    return {k: v.detach().contiguous().clone() for k, v in state.items()}
+    return {k: _compact(v.detach()).contiguous().clone() for k, v in state.items()}
+
+
+def round_to_half(module: nn.Module) -> None:
+    """Round every floating-point parameter and buffer of ``module`` to float16 values,
+    in place. Released models are rounded before calibration, so that what export
+    measures is what the saved (half as large) file decodes."""
+    with torch.no_grad():
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half())
+
+
+def _compact(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` as float16 if that loses nothing; loading casts it back to float32."""
+    if tensor.dtype == torch.float32 and torch.equal(tensor.half().float(), tensor):
+        return tensor.half()
+    return tensor
 
 
 def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | None = None) -> Path:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from unicomp.core.admm import frozen, project
+from unicomp.core.checkpoint import round_to_half
 from unicomp.core.codec import Codec
 from unicomp.core.data import BatchSchedule, CropDataset
 from unicomp.core.entropy import EntropyTables
@@ -28,7 +29,8 @@ from unicomp.core.entropy import EntropyTables
 @dataclass(frozen=True)
 class GeneratorTuning:
     """Training crops and schedule of the per-point fine-tuning (Adam, LR decaying
-    linearly to zero, fixed seed: the same inputs give the same weights)."""
+    linearly to zero, fixed seed: the same inputs give the same weights);
+    ``half_precision`` rounds the result to float16 values (checkpoint.round_to_half)."""
 
     dataset: CropDataset
     steps: int = 1000
@@ -36,6 +38,7 @@ class GeneratorTuning:
     learning_rate: float = 1e-4
     seed: int = 0
     log_every: int = 250
+    half_precision: bool = False
 
 
 def tune_generator(
@@ -64,4 +67,6 @@ def tune_generator(
             schedule.step()
             if (step + 1) % tuning.log_every == 0 or step + 1 == tuning.steps:
                 log(f"  generator tuning step {step + 1}/{tuning.steps}: distortion {loss:.4g}")
+    if tuning.half_precision:
+        round_to_half(generator)
     return generator.eval()
