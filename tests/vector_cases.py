@@ -28,12 +28,14 @@ VECTORS = Path(__file__).resolve().parent / "vectors"
 
 @dataclass(frozen=True)
 class Case:
-    """One vector: how to make its input, and the decoded signal's samples."""
+    """One vector: how to make its input, the operating point it is coded at (None: the
+    default one) and the decoded signal's samples."""
 
     name: str
     suffix: str
     make: Callable[[Path], None]
     samples: Callable[[Any], np.ndarray]
+    rate: str | None = None
 
 
 def _photo_crop(path: Path) -> None:
@@ -45,9 +47,12 @@ def _speech_second(path: Path) -> None:
     sf.write(path, wave[:rate], rate, subtype="PCM_16")
 
 
+# Non-default points decode through their own generators (core/point_tuning.py).
 CASES = (
     Case("image-64x48", ".png", _photo_crop, lambda signal: signal.pixels),
+    Case("image-64x48-0.06bpp", ".png", _photo_crop, lambda signal: signal.pixels, "0.06bpp"),
     Case("speech-1s", ".wav", _speech_second, lambda signal: signal.samples),
+    Case("speech-1s-1kbps", ".wav", _speech_second, lambda signal: signal.samples, "1kbps"),
 )
 
 

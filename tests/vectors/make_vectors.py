@@ -32,7 +32,7 @@ def main() -> int:
         scratch = Path(folder)
         for case in CASES:
             target = VECTORS / f"{case.name}.ucz"
-            api.compress(write_input(case, scratch), target, overwrite=True)
+            api.compress(write_input(case, scratch), target, rate=case.rate, overwrite=True)
             entries.append(
                 {
                     "case": case.name,
