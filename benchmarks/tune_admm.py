@@ -6,17 +6,15 @@
 
 Every setting of the modality's list below (overrides of the model's AdmmConfig; ``{}``
 is the model's own) encodes every signal, and the means per setting are printed: the
-search objective (the modality's distortion of the decoded model-space tensor, plus the
-weighted rate term at an operating point), the rate from the real file sizes, the ADMM
-iterations run and the encode seconds. The modality's ``default_config()`` records the
-setting chosen and why.
+distortion the search minimises (the modality's, of the decoded model-space tensor), the
+rate from the real file sizes, the ADMM iterations run and the encode seconds. The
+modality's ``default_config()`` records the setting chosen and why.
 
 Run it on TRAIN data only (the default): settings are chosen there, never on the
 evaluate sets ``unicomp bench`` reports on. Images are coded at typical photo size
 (long side 768 px) as calibration codes them; speech as the 10 s train clips
 ``benchmarks/train_speech.py`` calibrates on (half of them 8 kHz copies). Without
-``--point`` the search runs without a rate term (the model's default search), so the
-objective is the distortion alone.
+``--point`` the search runs at the model's default operating point.
 """
 
 from __future__ import annotations
@@ -71,7 +69,7 @@ SIGNALS: dict[str, Callable[[Path], list[Any]]] = {"image": photos, "speech": tr
 
 
 def sweep(codec: Codec, signals: list[Any], point: str | None) -> Iterator[dict[str, Any]]:
-    """Mean objective, rate, iterations and seconds of each setting of the modality in turn."""
+    """Mean distortion, rate, iterations and seconds of each setting of the modality in turn."""
     base = codec.model.config
     try:
         for overrides in SETTINGS[codec.modality.name]:
@@ -79,7 +77,7 @@ def sweep(codec: Codec, signals: list[Any], point: str | None) -> Iterator[dict[
             reports = [codec.encode(signal, None, point)[1] for signal in signals]
             row = {
                 "settings": json.dumps(overrides),
-                "objective": statistics.fmean(r.distortion for r in reports),
+                "distortion": statistics.fmean(r.distortion for r in reports),
                 codec.modality.rate_unit: statistics.fmean(r.rate for r in reports),
                 "iterations": statistics.fmean(r.iterations for r in reports),
                 "seconds": statistics.fmean(r.seconds for r in reports),
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     signals = SIGNALS[args.modality](data)
     if args.limit:
         signals = signals[:: max(1, len(signals) // args.limit)][: args.limit]
-    point = args.point or "none (no rate term)"
+    point = args.point or "the default"
     print(f"{codec.name} on {len(signals)} signals of {data}; operating point {point}", flush=True)
     for row in sweep(codec, signals, args.point):
         print("  ".join(_cell(k, v) for k, v in row.items()), flush=True)

@@ -92,6 +92,31 @@ def test_rate_weight_trades_distortion_for_bits(sensor, searched) -> None:
     assert distortion_half > distortion_free
 
 
+def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched) -> None:
+    model, x, z0 = searched
+    centers = model.quantizer.centers.detach()
+    free_rate = bits_per_element([z0], centers, model.tables, 0.0)
+    weight, tables = find_operating_point([z0], centers, model.tables, 0.5 * free_rate)
+
+    def search(iterations: int):
+        config = AdmmConfig(iterations=iterations, rate_weight=weight)
+        return admm_search(
+            model.generator, sensor.distortion, x, z0, model.quantizer, config, tables.bits()
+        )
+
+    start, found = search(0), search(10)
+    # The price of a bit per element: the rate weight times signal per latent distortion.
+    latent_error = ((z0 - centers[start.indices]) ** 2).flatten(1).mean(dim=1)
+    price = weight * start.distortion / latent_error
+
+    def cost(result) -> torch.Tensor:
+        bits = torch.tensor([tables.estimate_bits(item) for item in result.indices])
+        return result.distortion + price * bits / z0[0].numel()
+
+    assert (cost(found) <= cost(start) + 1e-6).all()
+    assert (cost(found) < cost(start)).any()
+
+
 def test_zero_iterations_is_plain_projection(sensor, searched) -> None:
     model, x, z0 = searched
     result = admm_search(

@@ -10,7 +10,14 @@ Scaled ADMM splits the problem into
 * a dual step ``u += z - Z``,
 
 with rho growing so the iterates become feasible. Only feasible Z are ever transmitted:
-the best one seen (by distortion plus weighted rate) is kept for every signal.
+the best one seen is kept for every signal. Without a rate term "best" is the least
+distortion. At a rate-constrained operating point it is the least ``D + price * bits``,
+where the price converts the rate weight — which prices bits against *latent-space*
+squared error in the projection — into signal distortion, through the ratio of the
+projection's signal distortion to its latent error. Adding the rate weight to the
+distortion unconverted let a few saved bits buy any loss of quality (measured: at
+0.06 bpp the search then lost 0.5 dB PSNR to the plain projection while saving 4 % of
+the bits, an 18 % BD-rate loss).
 """
 
 from __future__ import annotations
@@ -85,19 +92,21 @@ def admm_search(
     """Search center indices for a batch; ``config.iterations == 0`` projects ``z0``."""
     centers = quantizer.centers.detach()
     rate_weight = config.rate_weight if bits is not None else 0.0
-
-    def objective(indices: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-        value = distortion(x_hat, x)
-        if rate_weight > 0:
-            value = value + rate_weight * _bits_per_element(indices, bits)
-        return value
-
     started = time.monotonic()
     with frozen(generator), torch.no_grad():
         best_indices = project(z0, centers, bits, rate_weight)
-        best_value = objective(best_indices, generator(centers[best_indices]))
+        best_distortion = distortion(generator(centers[best_indices]), x)
+        price = torch.zeros_like(best_distortion)
+        if rate_weight > 0:
+            latent_error = ((z0 - centers[best_indices]) ** 2).flatten(1).mean(dim=1)
+            price = rate_weight * best_distortion / latent_error.clamp_min(1e-12)
+
+        def cost(indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+            return value + price * _bits_per_element(indices, bits) if rate_weight > 0 else value
+
+        best_cost = cost(best_indices, best_distortion)
     if config.iterations <= 0:
-        return SearchResult(best_indices, best_value, 0)
+        return SearchResult(best_indices, best_distortion, 0)
 
     z = z0.detach().clone().requires_grad_(True)
     target = centers[best_indices]
@@ -118,9 +127,11 @@ def admm_search(
                 indices = project(z + dual, centers, bits, rate_weight)
                 target = centers[indices]
                 dual += z - target
-                value = objective(indices, generator(target))
-                better = value < best_value
-                best_value = torch.where(better, value, best_value)
+                value = distortion(generator(target), x)
+                candidate = cost(indices, value)
+                better = candidate < best_cost
+                best_cost = torch.where(better, candidate, best_cost)
+                best_distortion = torch.where(better, value, best_distortion)
                 mask = better.reshape((-1,) + (1,) * (indices.dim() - 1))
                 best_indices = torch.where(mask, indices, best_indices)
                 # Scaled dual variable: u = y / rho must be rescaled when rho changes.
@@ -128,14 +139,14 @@ def admm_search(
                 dual *= rho / new_rho
                 rho = new_rho
             if on_iteration is not None:
-                on_iteration(iteration, best_value)
+                on_iteration(iteration, best_cost)
             stale = 0 if bool(better.any()) else stale + 1
             out_of_time = (
                 config.time_budget is not None and time.monotonic() - started > config.time_budget
             )
             if stale >= config.patience or out_of_time:
                 break
-    return SearchResult(best_indices, best_value, iteration)
+    return SearchResult(best_indices, best_distortion, iteration)
 
 
 def backprop_then_project(

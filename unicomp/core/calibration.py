@@ -64,8 +64,8 @@ def mean_rate(codec: Codec, signals: Sequence[Any], label: str) -> float:
     return statistics.fmean(codec.encode(s, operating_point=label)[1].rate for s in signals)
 
 
-def mean_objective(codec: Codec, signals: Sequence[Any], label: str) -> float:
-    """Mean search objective (distortion plus weighted rate) of ``signals`` at ``label``."""
+def mean_distortion(codec: Codec, signals: Sequence[Any], label: str) -> float:
+    """Mean distortion (the search's, in model space) of ``signals`` coded at ``label``."""
     return statistics.fmean(codec.encode(s, operating_point=label)[1].distortion for s in signals)
 
 
@@ -84,9 +84,10 @@ def calibrate(
     label's: the closest round below it is kept.
 
     With ``tuning``, the point then gets a generator fine-tuned at the weight found if,
-    at that weight, it lowers the mean search objective (distortion plus weighted rate)
-    of ``measured_on``; the aim is then corrected again through it, since the search
-    moves indices differently through the tuned generator.
+    at that weight, it lowers the mean distortion of ``measured_on`` (their rate is at
+    most that of the encoder output's projection either way: the generator does not
+    change it). The aim is then corrected again through it, since the search moves
+    indices differently through the tuned generator.
     """
     model = codec.model
     training_tables = model.tables
@@ -94,12 +95,12 @@ def calibrate(
     if tuning is None:
         return rate
     weight = model.config.operating_points[label]
-    before = mean_objective(codec, measured_on, label)
+    before = mean_distortion(codec, measured_on, label)
     log(f"{label}: tuning a generator at weight {weight:.4g}")
     tables = model.point_tables[label]
     model.point_generators[label] = tune_generator(codec, weight, tables, tuning, log)
-    after = mean_objective(codec, measured_on, label)
-    log(f"{label}: search objective {before:.5g} with the training generator, {after:.5g} tuned")
+    after = mean_distortion(codec, measured_on, label)
+    log(f"{label}: distortion {before:.5g} with the training generator, {after:.5g} tuned")
     if after >= before:
         del model.point_generators[label]
         return rate
