@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from corpus import DEFAULT_OUT as CORPUS
 
 from unicomp.core.calibration import calibrate_points
 from unicomp.core.checkpoint import load_model, round_to_half, save_model
@@ -30,7 +31,6 @@ from unicomp.core.point_tuning import GeneratorTuning
 from unicomp.core.trainer import Trainer, print_every
 from unicomp.modalities.base import Modality
 
-CORPUS = Path.home() / ".cache" / "unicomp" / "corpus"
 RUNS = Path.home() / ".cache" / "unicomp" / "runs"
 WEIGHTS = Path(__file__).resolve().parents[1] / "unicomp" / "weights"
 

@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from corpus import DEFAULT_OUT as CORPUS
 from PIL import Image
 
-CORPUS = Path.home() / ".cache" / "unicomp" / "corpus" / "image"
-SOURCE = CORPUS / "train" / "Garden.jpg"
+SOURCE = CORPUS / "image" / "train" / "Garden.jpg"
 
 
 def measured(command: list[str]) -> tuple[float, float]:

@@ -40,7 +40,8 @@ from unicomp.modalities.speech.modality import DEFAULT_RATE as SPEECH_RATE
 from unicomp.modalities.speech.modality import SpeechSignal
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_speech import CORPUS, DEFAULT_DATA, train_clips  # noqa: E402
+from default_model import CORPUS  # noqa: E402
+from train_speech import train_clips  # noqa: E402
 
 PHOTO = CORPUS / "image" / "train" / "Garden.jpg"
 PHOTO_SIZE = (768, 512)
@@ -88,7 +89,7 @@ def photo() -> ImageSignal:
 
 def clip() -> SpeechSignal:
     """The first 10 s train clip calibration uses (the 8 kHz copies come after)."""
-    return train_clips(DEFAULT_DATA)[0]
+    return train_clips(CORPUS / "speech" / "train")[0]
 
 
 CASES = {

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from corpus import DEFAULT_OUT as CORPUS
 from safetensors.torch import save_file
 
 from unicomp.atomic import atomic_output
@@ -50,7 +51,7 @@ from unicomp.plugins.baselines.learned_image import (
     checkpoint_stem,
 )
 
-DEFAULT_DATA = Path.home() / ".cache" / "unicomp" / "corpus" / "image" / "train"
+DEFAULT_DATA = CORPUS / "image" / "train"
 #: The MSE lambdas of CompressAI's zoo models, quality 1 to 8.
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.18}
 #: Final losses are averaged over this many last steps.

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from default_model import CORPUS, Calibration, Recipe, main
+from default_model import Calibration, Recipe, main
 
 from unicomp.core.data import CropDataset, find_files
 from unicomp.modalities.speech.modality import (
@@ -29,7 +29,6 @@ from unicomp.modalities.speech.modality import (
     SpeechSignal,
 )
 
-DEFAULT_DATA = CORPUS / "speech" / "train"
 #: Calibration material: this many 10 s clips per language folder of the train split.
 CLIPS_PER_FOLDER = 1
 CLIP_SECONDS = 10.0

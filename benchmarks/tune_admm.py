@@ -36,8 +36,9 @@ from unicomp.modalities.image.io import ImageSignal
 from unicomp.modalities.image.modality import ImageModality
 
 sys.path.insert(0, str(Path(__file__).parent))
+from default_model import CORPUS  # noqa: E402
 from train_image import typical_photos  # noqa: E402
-from train_speech import CORPUS, train_clips  # noqa: E402
+from train_speech import train_clips  # noqa: E402
 
 #: Overrides of the model's AdmmConfig compared per modality ({} is the model's own).
 SETTINGS: dict[str, tuple[dict[str, Any], ...]] = {
