@@ -29,6 +29,7 @@ from unicomp_sensor.synthetic import synthetic_reading  # noqa: E402
 from unicomp.cli import main  # noqa: E402
 from unicomp.core.checkpoint import Model, save_model  # noqa: E402
 from unicomp.core.config import ModelConfig, merge  # noqa: E402
+from unicomp.core.context_coding import context_count  # noqa: E402
 from unicomp.core.entropy import EntropyTables  # noqa: E402
 from unicomp.core.quantizer import Quantizer  # noqa: E402
 from unicomp.core.trainer import train  # noqa: E402
@@ -98,19 +99,30 @@ def random_model(modality: Modality, folder: Path, seed: int = 0) -> Path:
 
     Decoding up to the generator needs only the config, centers and entropy tables, so
     untrained weights are enough there. The tables are skewed like trained ones, one
-    set per operating point, so that every coder a header may name exists.
+    set per operating point, so that every coder a header may name exists; like the
+    released models, every point codes with context tables.
     """
     torch.manual_seed(seed)
     config = modality.default_config()
     encoder, generator, _ = modality.build_networks(config.network)
-    shape = (config.network["latent_channels"], config.quantizer.num_centers)
+    channels, symbols = config.network["latent_channels"], config.quantizer.num_centers
 
-    def tables() -> EntropyTables:
-        return EntropyTables.from_counts(torch.rand(shape, dtype=torch.float64) ** 4)
+    def tables(rows: int) -> EntropyTables:
+        return EntropyTables.from_counts(torch.rand(rows, symbols, dtype=torch.float64) ** 4)
 
-    points = {label: tables() for label in config.operating_points}
+    points = {label: tables(channels) for label in config.operating_points}
+    rows = channels * context_count(symbols, len(config.train.crop))
+    contexts = {label: tables(rows) for label in ("", *points)}
     quantizer = Quantizer(config.quantizer)
-    model = Model(config, encoder, generator, quantizer, tables(), point_tables=points)
+    model = Model(
+        config,
+        encoder,
+        generator,
+        quantizer,
+        tables(channels),
+        point_tables=points,
+        context_tables=contexts,
+    )
     return save_model(model, folder)
 
 

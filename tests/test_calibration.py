@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unicomp.core.calibration import calibrate_points, label_rate, mean_rate
+from unicomp.core import container
+from unicomp.core.calibration import calibrate_points, label_rate, measure
 from unicomp.core.checkpoint import load_model, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.data import CropDataset
@@ -28,7 +29,7 @@ def test_calibrated_points_meet_their_labels_in_real_files(
 ) -> None:
     codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
     signals = [sensor.load(path) for path in sorted(sensor_data.glob("*.csv"))[:6]]
-    free = mean_rate(codec, signals, None)
+    free = measure(codec, signals, None).rate
     unit = sensor.rate_unit
     labels = [f"{0.7 * free:.3f}{unit}", f"{0.45 * free:.3f}{unit}"]
     codec.model.config = dataclasses.replace(
@@ -46,6 +47,10 @@ def test_calibrated_points_meet_their_labels_in_real_files(
     assert codec.model.config.admm.rate_weight == weights[labels[0]]
     assert set(codec.model.point_tables) == {labels[1]}
     assert codec.encode(signals[0])[0] == codec.encode(signals[0], operating_point=labels[0])[0]
+    # Every point codes with tables conditioned on neighbouring indices.
+    assert set(codec.model.context_tables) == {"", labels[1]}
+    header = container.unpack(codec.encode(signals[1], operating_point=labels[1])[0])[0]
+    assert header.coder == f"rans16ctx:{labels[1]}"
     # Saved and loaded, the low point still decodes to what it encoded.
     card = save_model(codec.model, tmp_path)
     reloaded = Codec(sensor, load_model(card, sensor.build_networks))
@@ -64,7 +69,7 @@ def test_tuned_points_decode_better_with_their_own_generators(
     codecs = {}
     for tuned in (False, True):
         codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
-        free = mean_rate(codec, signals, None)
+        free = measure(codec, signals, None).rate
         labels = [f"{0.7 * free:.3f}bits/sample", f"{0.35 * free:.3f}bits/sample"]
         codec.model.config = dataclasses.replace(
             codec.model.config, operating_points=dict.fromkeys(labels, 0.0)

@@ -15,7 +15,7 @@ from conftest import ROOT, tiny_config
 from safetensors.torch import load_file
 from unicomp_sensor.modality import SensorModality
 
-from unicomp.core.calibration import label_rate, mean_rate
+from unicomp.core.calibration import label_rate, measure
 from unicomp.core.checkpoint import load_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import ModelConfig
@@ -74,7 +74,7 @@ def test_train_resume_and_export_a_default_model(
     assert card["data"] == {"items": 16}
 
     trained = Codec(modality, load_model(run / card_name(modality), modality.build_networks))
-    free = mean_rate(trained, recipe.calibration(sensor_data).signals[:3], None)
+    free = measure(trained, recipe.calibration(sensor_data).signals[:3], None).rate
     unit = modality.rate_unit
     modality.labels = (f"{0.7 * free:.3f}{unit}", f"{0.45 * free:.3f}{unit}")
     labels = modality.labels

@@ -23,7 +23,7 @@ import torch
 from unicomp.core.codec import Codec
 from unicomp.core.entropy import EntropyTables
 from unicomp.core.point_tuning import GeneratorTuning, tune_generator
-from unicomp.core.rate_control import find_operating_point
+from unicomp.core.rate_control import find_operating_point, fit_point_context_tables
 from unicomp.errors import UsageError
 
 #: A real rate within this fraction below the label ends the search.
@@ -40,33 +40,49 @@ def label_rate(label: str, unit: str) -> float:
 
 
 def set_point(
-    codec: Codec, label: str, weight: float, tables: EntropyTables, default: bool
+    codec: Codec,
+    label: str,
+    weight: float,
+    tables: EntropyTables,
+    context_tables: EntropyTables,
+    default: bool,
 ) -> None:
-    """Give operating point ``label`` a rate weight and entropy tables.
+    """Give operating point ``label`` a rate weight, the per-channel entropy tables its
+    search prices bits with and the context tables its files are coded with.
 
     The default point's weight and tables become the search's and the coder's own, so a
     file coded without naming a point is coded exactly at the default point.
     """
-    config = codec.model.config
-    codec.model.config = dataclasses.replace(
+    model = codec.model
+    config = model.config
+    model.config = dataclasses.replace(
         config,
         operating_points={**config.operating_points, label: weight},
         admm=dataclasses.replace(config.admm, rate_weight=weight) if default else config.admm,
     )
     if default:
-        codec.model.tables = tables
+        model.tables = tables
+        model.context_tables[""] = context_tables
     else:
-        codec.model.point_tables[label] = tables
+        model.point_tables[label] = tables
+        model.context_tables[label] = context_tables
 
 
-def mean_rate(codec: Codec, signals: Sequence[Any], label: str) -> float:
-    """Mean real rate (header included) of ``signals`` coded at operating point ``label``."""
-    return statistics.fmean(codec.encode(s, operating_point=label)[1].rate for s in signals)
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """Means over signals coded at one operating point: real rate (header included) and
+    the search's distortion (in model space)."""
+
+    rate: float
+    distortion: float
 
 
-def mean_distortion(codec: Codec, signals: Sequence[Any], label: str) -> float:
-    """Mean distortion (the search's, in model space) of ``signals`` coded at ``label``."""
-    return statistics.fmean(codec.encode(s, operating_point=label)[1].distortion for s in signals)
+def measure(codec: Codec, signals: Sequence[Any], label: str | None) -> Measurement:
+    """Code ``signals`` at operating point ``label`` once and measure them."""
+    reports = [codec.encode(s, operating_point=label)[1] for s in signals]
+    return Measurement(
+        statistics.fmean(r.rate for r in reports), statistics.fmean(r.distortion for r in reports)
+    )
 
 
 def calibrate(
@@ -91,20 +107,23 @@ def calibrate(
     """
     model = codec.model
     training_tables = model.tables
-    rate, aim = _aim(codec, signals, measured_on, label, training_tables, log)
+    reached, aim = _aim(codec, signals, measured_on, label, training_tables, log)
     if tuning is None:
-        return rate
+        return reached.rate
     weight = model.config.operating_points[label]
-    before = mean_distortion(codec, measured_on, label)
     log(f"{label}: tuning a generator at weight {weight:.4g}")
     tables = model.point_tables[label]
     model.point_generators[label] = tune_generator(codec, weight, tables, tuning, log)
-    after = mean_distortion(codec, measured_on, label)
-    log(f"{label}: distortion {before:.5g} with the training generator, {after:.5g} tuned")
-    if after >= before:
+    tuned = measure(codec, measured_on, label)
+    log(
+        f"{label}: distortion {reached.distortion:.5g} with the training generator,"
+        f" {tuned.distortion:.5g} tuned ({tuned.rate:.4f} {codec.modality.rate_unit})"
+    )
+    if tuned.distortion >= reached.distortion:
         del model.point_generators[label]
-        return rate
-    return _aim(codec, signals, measured_on, label, training_tables, log, aim)[0]
+        return reached.rate
+    first = None if aim is None else (aim, tuned)
+    return _aim(codec, signals, measured_on, label, training_tables, log, first)[0].rate
 
 
 def _aim(
@@ -114,46 +133,62 @@ def _aim(
     label: str,
     training_tables: EntropyTables,
     log: Callable[[str], None],
-    first_aim: float | None = None,
-) -> tuple[float, float | None]:
+    first: tuple[float, Measurement] | None = None,
+) -> tuple[Measurement, float | None]:
     """Search ``label``'s weight and tables from the training tables (see
-    :func:`calibrate`), aiming first at ``first_aim`` if given, else at the label.
+    :func:`calibrate`).
 
-    Returns the real rate reached and the aimed rate that reached it (None when no rate
-    term was needed).
+    ``first`` is a try already made at the point's current weight and tables: the rate
+    it aimed at and what it measured. Without it, the search starts with no rate term,
+    then aims at the label. Returns what the kept try measured and the rate it aimed at
+    (None when no rate term was needed).
     """
     modality, model = codec.modality, codec.model
     target = label_rate(label, modality.rate_unit)
-    set_point(codec, label, 0.0, training_tables, False)
-    rate = mean_rate(codec, measured_on, label)
-    log(f"{label}: no rate term, training tables: {rate:.4f} {modality.rate_unit}")
-    if rate <= target:
-        return rate, None
     with torch.no_grad():
         latents = [model.encoder(modality.analysis(s)[0].unsqueeze(0)) for s in signals]
+    centers = model.quantizer.centers.detach()
+
+    def try_weight(weight: float, tables: EntropyTables) -> tuple[EntropyTables, Measurement]:
+        contexts = fit_point_context_tables(latents, centers, tables, weight)
+        set_point(codec, label, weight, tables, contexts, False)
+        return contexts, measure(codec, measured_on, label)
+
+    tried: list[tuple[float, float]] = []  # (aimed rate, real rate)
+    best = None
+    if first is None:
+        _, free = try_weight(0.0, training_tables)
+        log(f"{label}: no rate term, training tables: {free.rate:.4f} {modality.rate_unit}")
+        if free.rate <= target:
+            return free, None
+    else:
+        aim, reached = first
+        tried.append((aim, reached.rate))
+        if reached.rate <= target:
+            weight = model.config.operating_points[label]
+            tables, contexts = model.point_tables[label], model.context_tables[label]
+            best = (weight, tables, contexts, reached, aim)
+            if (1 - TOLERANCE) * target <= reached.rate:
+                return reached, aim
     # Rate units per bit of each signal, so that a rate aim becomes bits per element.
     bits_per_unit = sum(1.0 / modality.rate(1, s) for s in signals)
     elements = sum(z.numel() for z in latents)
-    centers = model.quantizer.centers.detach()
     goal = (1 - TOLERANCE / 2) * target
-    tried: list[tuple[float, float]] = []  # (aimed rate, real rate)
-    best = None
     for _ in range(ROUNDS):
-        aim = _next_aim(tried, goal) if tried or first_aim is None else first_aim
+        aim = _next_aim(tried, goal)
         bits = aim * bits_per_unit / elements
         weight, tables = find_operating_point(latents, centers, training_tables, bits)
-        set_point(codec, label, weight, tables, False)
-        rate = mean_rate(codec, measured_on, label)
-        log(f"{label}: weight {weight:.4g} ({bits:.3f} bits/element): {rate:.4f}")
-        tried.append((aim, rate))
-        if rate <= target and (best is None or rate > best[2]):
-            best = (weight, tables, rate, aim)
-        if (1 - TOLERANCE) * target <= rate <= target:
+        contexts, reached = try_weight(weight, tables)
+        log(f"{label}: weight {weight:.4g} ({bits:.3f} bits/element): {reached.rate:.4f}")
+        tried.append((aim, reached.rate))
+        if reached.rate <= target and (best is None or reached.rate > best[3].rate):
+            best = (weight, tables, contexts, reached, aim)
+        if (1 - TOLERANCE) * target <= reached.rate <= target:
             break
     if best is None:
         raise UsageError(f"{label}: no rate weight reached {target} {modality.rate_unit}")
-    set_point(codec, label, best[0], best[1], False)
-    return best[2], best[3]
+    set_point(codec, label, *best[:3], False)
+    return best[3], best[4]
 
 
 def _next_aim(tried: Sequence[tuple[float, float]], goal: float) -> float:
@@ -193,7 +228,8 @@ def calibrate_points(
         for label in model.config.operating_points
     }
     weight = model.config.operating_points[default_label]
-    set_point(codec, default_label, weight, model.point_tables.pop(default_label), True)
+    tables = model.point_tables.pop(default_label)
+    set_point(codec, default_label, weight, tables, model.context_tables.pop(default_label), True)
     if default_label in model.point_generators:
         model.generator = model.point_generators.pop(default_label)
     return reached

@@ -1,8 +1,9 @@
 """Models on disk: safetensors weights (never pickle) plus a JSON model card.
 
-A model is two files side by side: ``NAME.safetensors`` (encoder, generator and the
-quantizer's centers) and ``NAME.json``, the card: configuration, centers, integer
-entropy tables, the weights' sha256, and how the model was trained and how it scores.
+A model is two files side by side: ``NAME.safetensors`` (encoder, generators, the
+quantizer's centers and any context entropy tables) and ``NAME.json``, the card:
+configuration, centers, per-channel integer entropy tables, the weights' sha256, and
+how the model was trained and how it scores.
 A model path is untrusted input: the card is size-limited and type-checked, the weights
 file must sit beside it, and its hash must match before a single tensor is read.
 
@@ -28,6 +29,7 @@ from torch import nn
 
 from unicomp.atomic import atomic_output
 from unicomp.core.config import ModelConfig
+from unicomp.core.context_coding import context_count
 from unicomp.core.entropy import PRECISION, EntropyTables
 from unicomp.core.quantizer import Quantizer
 from unicomp.errors import ModelError, UnicompError
@@ -51,6 +53,9 @@ class Model:
     point_tables: dict[str, EntropyTables] = field(default_factory=dict)
     #: Generators fine-tuned on those indices (core/point_tuning.py), where tuned.
     point_generators: dict[str, nn.Module] = field(default_factory=dict)
+    #: Tables conditioned on neighbouring indices (core/context_coding.py), keyed by
+    #: operating point, "" for the default; a point without them codes per channel.
+    context_tables: dict[str, EntropyTables] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -69,6 +74,8 @@ def model_state(model: Model) -> dict[str, torch.Tensor]:
     modules.update({_point_prefix(label): g for label, g in model.point_generators.items()})
     state = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
     state["quantizer.centers"] = model.quantizer.centers.detach()
+    for label, tables in model.context_tables.items():
+        state[_context_key(label)] = torch.tensor(tables.frequencies, dtype=torch.int32)
     return {k: _compact(v.detach()).contiguous().clone() for k, v in state.items()}
 
 
@@ -181,11 +188,12 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
         for label in _point_generator_labels(card, point_tables):
             point_generators[label] = copy.deepcopy(generator)
             _load_prefixed(point_generators[label], state, f"{_point_prefix(label)}.")
+        context_tables = _context_tables(state, point_tables, config, tables.channels)
     except ModelError:
         raise
     except (UnicompError, SafetensorError, KeyError, RuntimeError, ValueError, TypeError) as error:
         raise ModelError(f"model {card_path} cannot be loaded: {error}") from None
-    for table in (tables, *point_tables.values()):
+    for table in (tables, *point_tables.values(), *context_tables.values()):
         if table.num_symbols != quantizer.num_centers:  # a decoded index must pick a center
             raise ModelError(
                 f"model {card_path} has {quantizer.num_centers} centers but entropy tables "
@@ -194,7 +202,16 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
     for module in (encoder, generator, *point_generators.values()):
         module.eval()
     return Model(
-        config, encoder, generator, quantizer, tables, card, actual, point_tables, point_generators
+        config,
+        encoder,
+        generator,
+        quantizer,
+        tables,
+        card,
+        actual,
+        point_tables,
+        point_generators,
+        context_tables,
     )
 
 
@@ -255,6 +272,30 @@ def _point_generator_labels(
     if not isinstance(labels, list) or not all(label in point_tables for label in labels):
         raise ModelError(f"model {card.get('name')!r} lists generators of unknown points")
     return labels
+
+
+def _context_key(label: str) -> str:
+    return f"entropy.contexts.{label}" if label else "entropy.contexts"
+
+
+def _context_tables(
+    state: Mapping[str, torch.Tensor],
+    point_tables: Mapping[str, EntropyTables],
+    config: ModelConfig,
+    channels: int,
+) -> dict[str, EntropyTables]:
+    """The context tables stored among the weights (so the weights' digest in every
+    file covers them), each of one row per channel and context."""
+    rows = channels * context_count(config.quantizer.num_centers, len(config.train.crop))
+    found = {}
+    for label in ("", *point_tables):
+        frequencies = state.get(_context_key(label))
+        if frequencies is None:
+            continue
+        if frequencies.dim() != 2 or frequencies.shape[0] != rows:
+            raise ModelError(f"context tables of point {label!r} are not {rows} rows")
+        found[label] = EntropyTables.from_lists(frequencies.tolist())
+    return found
 
 
 def _load_prefixed(module: nn.Module, state: Mapping[str, torch.Tensor], prefix: str) -> None:

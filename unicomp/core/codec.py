@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unicomp.core import container, entropy
+from unicomp.core import container, context_coding, entropy
 from unicomp.core.admm import admm_search
 from unicomp.core.checkpoint import Model, load_model, read_card
 from unicomp.core.config import AdmmConfig
@@ -26,7 +26,8 @@ from unicomp.errors import FormatError, ModelError, UsageError
 from unicomp.modalities.base import Modality
 
 MODEL_PATH_ENV = "UNICOMP_MODEL_PATH"
-CODER = "rans16"
+#: Header coder names: per-channel tables, or tables chosen by neighbouring indices.
+CODERS = {"rans16": entropy, "rans16ctx": context_coding}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Codec:
         search = self._search_config(admm_iterations, operating_point)
         table_key = operating_point if operating_point in self.model.point_tables else None
         tables = self._tables(table_key)
+        coder, coder_tables = self._coder(table_key)
         with torch.no_grad():
             z0 = self.model.encoder(x.unsqueeze(0))
         callback = None
@@ -112,10 +114,10 @@ class Codec:
             model=self.model.name,
             weights_digest=self.model.digest,
             latent_shape=tuple(indices.shape),
-            coder=_coder_name(table_key),
+            coder=coder if table_key is None else f"{coder}:{table_key}",
             side_info=side_info,
         )
-        payload = entropy.encode(indices, tables)
+        payload = CODERS[coder].encode(indices, coder_tables)
         data = container.pack(header, payload)
         total_bits = 8 * len(data)
         report = EncodeReport(
@@ -136,8 +138,8 @@ class Codec:
     def decode_indices(self, data: bytes) -> tuple[container.Header, torch.Tensor]:
         """Parse a file made by this model and entropy-decode its center indices."""
         header, payload = container.unpack(data)
-        tables = self.check_header(header)
-        return header, entropy.decode(payload, header.latent_shape, tables)
+        coder, tables = self.check_header(header)
+        return header, CODERS[coder].decode(payload, header.latent_shape, tables)
 
     def decode(self, data: bytes) -> Any:
         """Reconstruct the signal stored in ``data``."""
@@ -147,8 +149,9 @@ class Codec:
             x_hat = self._generator(point)(self.model.quantizer.dequantize(indices).unsqueeze(0))
         return self.modality.synthesis(x_hat[0], header.side_info)
 
-    def check_header(self, header: container.Header) -> entropy.EntropyTables:
-        """Refuse files of another modality or model; return the tables that decode it."""
+    def check_header(self, header: container.Header) -> tuple[str, entropy.EntropyTables]:
+        """Refuse files of another modality or model; return the coder and tables that
+        decode it."""
         if header.modality != self.modality.name:
             raise ModelError(
                 f"file holds {header.modality!r} data; model {self.name!r} "
@@ -161,7 +164,9 @@ class Codec:
                 f"({self.model.digest.hex()})"
             )
         coder, colon, point = header.coder.partition(":")
-        if coder != CODER or (colon and point not in self.model.point_tables):
+        if (colon and point not in self.model.point_tables) or (
+            coder not in CODERS or coder != self._coder(point or None)[0]
+        ):
             raise FormatError(f"unknown entropy coder {header.coder!r} for model {self.name!r}")
         channels, rank = self.model.tables.channels, self.latent_rank
         if header.latent_shape[0] != channels or len(header.latent_shape) != rank:
@@ -169,7 +174,7 @@ class Codec:
                 f"latent shape {header.latent_shape} does not fit model "
                 f"{self.name!r} ({channels} channels, {rank} axes)"
             )
-        return self._tables(point or None)
+        return self._coder(point or None)
 
     @property
     def latent_rank(self) -> int:
@@ -181,6 +186,14 @@ class Codec:
         if operating_point is None:
             return self.model.tables
         return self.model.point_tables[operating_point]
+
+    def _coder(self, operating_point: str | None) -> tuple[str, entropy.EntropyTables]:
+        """The coder of the operating point's files and its tables: context tables
+        (core/context_coding.py) where the model has them, else per-channel ones."""
+        context_tables = self.model.context_tables.get(operating_point or "")
+        if context_tables is not None:
+            return "rans16ctx", context_tables
+        return "rans16", self._tables(operating_point)
 
     def _generator(self, operating_point: str | None) -> nn.Module:
         """The operating point's own generator if it has one, else the model's."""
@@ -202,11 +215,6 @@ class Codec:
                 raise UsageError(f"ADMM iterations must be >= 0, got {iterations}")
             search = replace(search, iterations=iterations)
         return search
-
-
-def _coder_name(operating_point: str | None) -> str:
-    """The header's coder field: rANS, plus the operating point whose tables it used."""
-    return CODER if operating_point is None else f"{CODER}:{operating_point}"
 
 
 def model_dirs(extra: list[Path]) -> list[Path]:

@@ -98,7 +98,8 @@ class EntropyTables:
         """The paper's cost: ``count`` indices at log2(K) bits each."""
         return count * math.log2(self.num_symbols)
 
-    def _cdfs(self) -> tuple[list[list[int]], list[int], list[int]]:
+    def coder_cdfs(self) -> tuple[list[list[int]], list[int], list[int]]:
+        """Each row's CDF, size and offset, in the form CompressAI's coder takes."""
         cdfs = []
         for row in self.frequencies:
             cdf = [0, *np.cumsum(row).tolist(), TOTAL]  # last entry: the unused escape
@@ -120,13 +121,7 @@ def count_indices(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:
 def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
     """rANS-code an index tensor of shape (channels, ...) into a byte string."""
     symbols, channel_of = _flatten(indices, tables)
-    if symbols.size and (symbols.min() < 0 or symbols.max() >= tables.num_symbols):
-        raise ValueError("indices out of range of the entropy tables")
-    filler = [0] * max(0, _MIN_ENCODED_SYMBOLS - symbols.size)
-    cdfs, sizes, offsets = tables._cdfs()
-    return RansEncoder().encode_with_indexes(
-        symbols.tolist() + filler, channel_of.tolist() + filler, cdfs, sizes, offsets
-    )
+    return rans_encode(symbols, channel_of, tables)
 
 
 def decode(payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch.Tensor:
@@ -136,17 +131,37 @@ def decode(payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch
             f"latent shape {tuple(shape)} does not match the model's {tables.channels} channels"
         )
     count = math.prod(shape)
-    _check_capacity(len(payload), count // shape[0], tables)
+    check_capacity(len(payload), count // shape[0], tables)
     channel_of = np.repeat(np.arange(tables.channels, dtype=np.int32), count // shape[0])
-    # The coder reads one word per symbol at most and does not check bounds: zero
-    # padding keeps a truncated or forged payload inside the buffer.
-    padded = payload + bytes(_WORD_BYTES * count)
-    cdfs, sizes, offsets = tables._cdfs()
-    symbols = RansDecoder().decode_with_indexes(padded, channel_of.tolist(), cdfs, sizes, offsets)
+    cdfs, sizes, offsets = tables.coder_cdfs()
+    decoder = RansDecoder()
+    symbols = decoder.decode_with_indexes(
+        padded_stream(payload, count), channel_of.tolist(), cdfs, sizes, offsets
+    )
     return torch.tensor(symbols, dtype=torch.int64).reshape(tuple(shape))
 
 
-def _check_capacity(payload_bytes: int, per_channel: int, tables: EntropyTables) -> None:
+def rans_encode(symbols: np.ndarray, rows: np.ndarray, tables: EntropyTables) -> bytes:
+    """rANS-code ``symbols``, each with the table row of the same position in ``rows``,
+    in the order a decoder will decode them."""
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= tables.num_symbols):
+        raise ValueError("indices out of range of the entropy tables")
+    filler = [0] * max(0, _MIN_ENCODED_SYMBOLS - symbols.size)
+    cdfs, sizes, offsets = tables.coder_cdfs()
+    return RansEncoder().encode_with_indexes(
+        symbols.tolist() + filler, rows.tolist() + filler, cdfs, sizes, offsets
+    )
+
+
+def padded_stream(payload: bytes, count: int) -> bytes:
+    """``payload`` followed by zeros: the coder reads at most one word per symbol and
+    does not check bounds, so this keeps a truncated or forged payload inside the buffer."""
+    return payload + bytes(_WORD_BYTES * count)
+
+
+def check_capacity(
+    payload_bytes: int, per_channel: int, tables: EntropyTables, rows_per_channel: int = 1
+) -> None:
     """Refuse a latent the payload cannot hold, before a symbol is decoded.
 
     A header may declare any latent up to the container's maximum, and the decoder
@@ -154,15 +169,18 @@ def _check_capacity(payload_bytes: int, per_channel: int, tables: EntropyTables)
     grows the encoder's state by log2(2**16 / f) bits, less rounding (never below
     zero); the state starts at 2**31, ends below 2**64 and sheds 32 bits per word
     written before the 8-byte state. So a payload of P bytes holds symbols whose
-    growth sums to under 8P - 31 bits, and each channel's likeliest symbol bounds
-    how many elements per channel that is. Decoding work thus stays proportional
-    to the bytes given.
+    growth sums to under 8P - 31 bits, and each channel's likeliest symbol (in any of
+    its ``rows_per_channel`` rows) bounds how many elements per channel that is.
+    Decoding work thus stays proportional to the bytes given.
     """
     if payload_bytes < _STATE_BYTES or payload_bytes % _WORD_BYTES:
         raise FormatError(f"payload of {payload_bytes} bytes is not a rANS stream")
-    least_bits = sum(
-        max(0.0, math.log2(TOTAL / max(row) * _ROUNDING_FACTOR)) for row in tables.frequencies
-    )
+    rows = tables.frequencies
+    likeliest = [
+        max(max(row) for row in rows[start : start + rows_per_channel])
+        for start in range(0, len(rows), rows_per_channel)
+    ]
+    least_bits = sum(max(0.0, math.log2(TOTAL / f * _ROUNDING_FACTOR)) for f in likeliest)
     if per_channel * least_bits > 8 * payload_bytes - _START_STATE_BITS + 1:  # 1: float slack
         raise FormatError(
             f"payload of {payload_bytes} bytes cannot hold {per_channel} elements per channel"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from unicomp.core import context_coding
 from unicomp.core.admm import project
 from unicomp.core.entropy import EntropyTables, count_indices
 
@@ -36,6 +37,19 @@ def fit_point_tables(
         )
         tables = EntropyTables.from_counts(counts)
     return tables
+
+
+def fit_point_context_tables(
+    latents: Sequence[torch.Tensor],
+    centers: torch.Tensor,
+    tables: EntropyTables,
+    rate_weight: float,
+) -> EntropyTables:
+    """Context tables (core/context_coding.py) for what rate-weighted projection of
+    ``latents`` produces with ``tables``' costs."""
+    bits = tables.bits()
+    indices = [q for z in latents for q in project(z, centers, bits, rate_weight)]
+    return context_coding.fit_tables(indices, centers.numel())
 
 
 def bits_per_element(
