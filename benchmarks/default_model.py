@@ -94,6 +94,8 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
         "command": command,
         "data": material.data,
         "measured_on": f"{len(material.measured)} of them, encoded in full",
+        "entropy_coding": "context tables (core/context_coding.py) fitted on each point's"
+        " projected indices of all of them",
         "generator_tuning": {
             "crops": f"{len(crops)} training signals, crops of {model.config.train.crop}",
             "steps": tuning.steps,
