@@ -99,8 +99,8 @@ def random_model(modality: Modality, folder: Path, seed: int = 0) -> Path:
 
     Decoding up to the generator needs only the config, centers and entropy tables, so
     untrained weights are enough there. The tables are skewed like trained ones, one
-    set per operating point, so that every coder a header may name exists; like the
-    released models, every point codes with context tables.
+    set per operating point, so that every coder a header may name exists: the
+    operating points code with context tables, the default with per-channel ones.
     """
     torch.manual_seed(seed)
     config = modality.default_config()
@@ -112,7 +112,7 @@ def random_model(modality: Modality, folder: Path, seed: int = 0) -> Path:
 
     points = {label: tables(channels) for label in config.operating_points}
     rows = channels * context_count(symbols, len(config.train.crop))
-    contexts = {label: tables(rows) for label in ("", *points)}
+    contexts = {label: tables(rows) for label in points}
     quantizer = Quantizer(config.quantizer)
     model = Model(
         config,

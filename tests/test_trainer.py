@@ -10,6 +10,7 @@ from pathlib import Path
 from conftest import tiny_config
 
 from unicomp.core.checkpoint import load_model, load_state, read_card
+from unicomp.core.context_coding import context_count
 from unicomp.core.trainer import LOG_NAME, STATE_NAME, train
 
 SHORT = {
@@ -34,6 +35,10 @@ def test_a_full_run_exports_a_model_with_centers_and_tables(sensor, sensor_model
         model.tables.frequencies
         != type(model.tables).uniform(model.tables.channels, model.tables.num_symbols).frequencies
     )
+    # The same hard-phase indices, counted by context, give the coder its tables.
+    contexts = context_count(model.quantizer.num_centers, len(model.config.train.crop))
+    assert set(model.context_tables) == {""}
+    assert model.context_tables[""].channels == model.tables.channels * contexts
 
 
 def test_phases_losses_and_checkpoints_are_logged(

@@ -58,21 +58,31 @@ def contexts(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:
     return context
 
 
-def fit_tables(indices: Sequence[torch.Tensor], num_symbols: int) -> EntropyTables:
-    """Context tables for latents like ``indices`` (each of shape (channels, *axes))."""
-    channels, axes = indices[0].shape[0], indices[0].dim() - 1
+def count_contexts(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:
+    """Symbol counts per (channel, context) row, shape (rows, K), of a batch of
+    latents' ``indices`` (batch, channels, *axes)."""
+    channels, axes = indices.shape[1], indices.dim() - 2
     count = context_count(num_symbols, axes)
     counts = torch.zeros(channels * count * num_symbols, dtype=torch.float64)
     for latent in indices:
-        rows = _rows(latent, num_symbols, count)
-        flat = (rows * num_symbols + latent.long()).reshape(-1)
-        counts += torch.bincount(flat, minlength=counts.numel()).double()
-    counts = counts.reshape(channels, count, num_symbols)
-    channel_pmf = counts.sum(1, keepdim=True) + 1.0
+        flat = _rows(latent, num_symbols, count) * num_symbols + latent.long()
+        counts += torch.bincount(flat.reshape(-1), minlength=counts.numel()).double()
+    return counts.reshape(channels * count, num_symbols)
+
+
+def tables_from_counts(counts: torch.Tensor, channels: int) -> EntropyTables:
+    """Context tables from :func:`count_contexts` sums, each context smoothed towards its
+    channel's distribution."""
+    per_channel = counts.reshape(channels, -1, counts.shape[-1])
+    channel_pmf = per_channel.sum(1, keepdim=True) + 1.0
     channel_pmf = channel_pmf / channel_pmf.sum(-1, keepdim=True)
-    return EntropyTables.from_counts(
-        (counts + PRIOR_ELEMENTS * channel_pmf).reshape(channels * count, num_symbols)
-    )
+    return EntropyTables.from_counts((per_channel + PRIOR_ELEMENTS * channel_pmf).flatten(0, 1))
+
+
+def fit_tables(indices: Sequence[torch.Tensor], num_symbols: int) -> EntropyTables:
+    """Context tables for latents like ``indices`` (each of shape (channels, *axes))."""
+    counts = sum(count_contexts(latent.unsqueeze(0), num_symbols) for latent in indices)
+    return tables_from_counts(counts, indices[0].shape[0])
 
 
 def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:

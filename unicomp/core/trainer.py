@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from unicomp.core import context_coding
 from unicomp.core.checkpoint import Model, load_state, save_model, save_state
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import BatchSchedule, CropDataset
@@ -161,9 +162,10 @@ class Trainer:
         lr = self.train_config.learning_rate
         self.optimizer_g = torch.optim.Adam(self.autoencoder.parameters(), lr=lr, betas=betas)
         self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
-        self.counts = torch.zeros(
-            self._latent_channels(dataset), config.quantizer.num_centers, dtype=torch.float64
-        )
+        channels, symbols = self._latent_channels(dataset), config.quantizer.num_centers
+        self.counts = torch.zeros(channels, symbols, dtype=torch.float64)
+        contexts = channels * context_coding.context_count(symbols, len(config.train.crop))
+        self.context_counts = torch.zeros(contexts, symbols, dtype=torch.float64)
         self.step = 0
         self.centers_initialised = False
         if self.dist.active:
@@ -188,6 +190,8 @@ class Trainer:
         self.optimizer_g.load_state_dict(state["optimizer_g"])
         self.optimizer_d.load_state_dict(state["optimizer_d"])
         self.counts = state["counts"].clone()
+        # States saved before context coding lack these; they then count from here on.
+        self.context_counts = state.get("context_counts", self.context_counts).clone()
         self.step = int(state["step"])
         self.centers_initialised = bool(state["centers_initialised"])
         torch.set_rng_state(state["rng"])
@@ -213,6 +217,7 @@ class Trainer:
                 self._reset_generator_moments()
             if self.step == self.train_config.float_steps + self.train_config.soft_steps:
                 self.counts.zero_()  # hard-phase statistics replace the soft ones
+                self.context_counts.zero_()
             losses = self._train_step(phase)
             self.step += 1
             rate = (self.step - first_step) / max(time.monotonic() - started, 1e-9)
@@ -227,18 +232,15 @@ class Trainer:
                 or self.step in self._phase_starts()
             ):
                 self.checkpoint()
-        self.checkpoint()
-        if self.step >= self.train_config.total_steps and self.dist.is_main:
-            return save_model(self.model(), self.out_dir, self._card())
-        return None
+        card = self.checkpoint()
+        return card if self.step >= self.train_config.total_steps else None
 
-    def checkpoint(self) -> None:
-        """Save the full training state (rank 0) and the current model with its card."""
-        counts = self.counts.clone()
-        if self.dist.active:
-            dist.all_reduce(counts)
+    def checkpoint(self) -> Path | None:
+        """Save the full training state and the current model with its card (rank 0,
+        which gets the card's path)."""
+        counts, context_counts = self._summed_counts()
         if not self.dist.is_main:
-            return
+            return None
         state = {
             "step": self.step,
             "centers_initialised": self.centers_initialised,
@@ -247,18 +249,25 @@ class Trainer:
             "optimizer_g": self.optimizer_g.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
             "counts": self.counts,
+            "context_counts": self.context_counts,
             "rng": torch.get_rng_state(),
         }
         save_state(self.out_dir / STATE_NAME, state)
-        save_model(self.model(counts), self.out_dir, self._card())
+        return save_model(self.model(counts, context_counts), self.out_dir, self._card())
 
-    def model(self, counts: torch.Tensor | None = None) -> Model:
-        """The current weights as a codec model, with tables from the index statistics."""
-        counts = self.counts if counts is None else counts
+    def model(self, counts: torch.Tensor, context_counts: torch.Tensor) -> Model:
+        """The current weights as a codec model, with tables from index statistics
+        (:meth:`_summed_counts`): per-channel ones for the search, context ones (once
+        counted) for the coder."""
         tables = (
             EntropyTables.from_counts(counts)
             if counts.sum() > 0
             else EntropyTables.uniform(*counts.shape)
+        )
+        context_tables = (
+            {"": context_coding.tables_from_counts(context_counts, counts.shape[0])}
+            if context_counts.sum() > 0
+            else {}
         )
         return Model(
             self.config,
@@ -266,7 +275,16 @@ class Trainer:
             self.autoencoder.generator,
             self.autoencoder.quantizer,
             tables,
+            context_tables=context_tables,
         )
+
+    def _summed_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index statistics summed over all ranks."""
+        counts, context_counts = self.counts.clone(), self.context_counts.clone()
+        if self.dist.active:
+            dist.all_reduce(counts)
+            dist.all_reduce(context_counts)
+        return counts, context_counts
 
     # -- internals --------------------------------------------------------------------
 
@@ -288,7 +306,9 @@ class Trainer:
             commitment = ((z - quantized.detach()) ** 2).mean()
             loss_g = loss_g + settings.commitment_weight * commitment
             losses["commitment"] = float(commitment.detach())
-            self.counts += count_indices(quantizer.indices(z), self.counts.shape[1])
+            indices = quantizer.indices(z)
+            self.counts += count_indices(indices, self.counts.shape[1])
+            self.context_counts += context_coding.count_contexts(indices, self.counts.shape[1])
         if settings.adversarial_weight > 0 and self.step >= settings.adversarial_start:
             loss_d = self._discriminator_step(x, x_hat.detach())
             for parameter in self.discriminator.parameters():
