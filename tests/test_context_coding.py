@@ -59,6 +59,8 @@ def test_smooth_latents_cost_far_less_than_with_per_channel_tables() -> None:
     plain = len(entropy.encode(test, per_channel))
     coded = context_coding.encode(test, contexts)
     assert len(coded) < 0.6 * plain
+    estimate = context_coding.estimate_bits(test, contexts)
+    assert estimate <= 8 * len(coded) <= 1.02 * estimate + 64  # rANS flush
     assert torch.equal(context_coding.decode(coded, shape, contexts), test)
 
 

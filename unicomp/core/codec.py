@@ -124,7 +124,7 @@ class Codec:
             total_bits=total_bits,
             header_bits=total_bits - 8 * len(payload),
             payload_bits=8 * len(payload),
-            estimated_bits=tables.estimate_bits(indices),
+            estimated_bits=CODERS[coder].estimate_bits(indices, coder_tables),
             fixed_length_bits=tables.fixed_length_bits(indices.numel()),
             rate=self.modality.rate(total_bits, signal),
             rate_unit=self.modality.rate_unit,

@@ -85,6 +85,14 @@ def fit_tables(indices: Sequence[torch.Tensor], num_symbols: int) -> EntropyTabl
     return tables_from_counts(counts, indices[0].shape[0])
 
 
+def estimate_bits(indices: torch.Tensor, tables: EntropyTables) -> float:
+    """Ideal code length of ``indices`` (channels, *axes) under context ``tables``."""
+    count = _check_tables(tables, indices.shape)
+    indices = indices.detach().cpu().long()
+    rows = _rows(indices, tables.num_symbols, count)
+    return float(tables.bits()[rows, indices].sum())
+
+
 def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
     """rANS-code ``indices`` (channels, *axes) with context ``tables``, in wavefronts."""
     count = _check_tables(tables, indices.shape)

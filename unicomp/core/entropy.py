@@ -118,6 +118,11 @@ def count_indices(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:
     return counts.reshape(channels, num_symbols).double()
 
 
+def estimate_bits(indices: torch.Tensor, tables: EntropyTables) -> float:
+    """Ideal code length of ``indices`` (channels, ...) under per-channel ``tables``."""
+    return tables.estimate_bits(indices)
+
+
 def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
     """rANS-code an index tensor of shape (channels, ...) into a byte string."""
     symbols, channel_of = _flatten(indices, tables)
