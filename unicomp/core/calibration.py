@@ -1,11 +1,14 @@
 """Calibrate a model's operating points so that real files meet their rate labels.
 
 An operating point is a rate label such as "0.12bpp" or "2kbps" with its own rate-term
-weight and entropy tables (core/rate_control.py). The weight is first solved on encoder
-outputs of training signals, where it is cheap; the real rate of a file then differs
-(the latent search moves indices, the header costs bits), so the aim is corrected by the
-real rates of earlier tries and solved again, until a real rate lands just below the
-label. Calibration data must be training data, never evaluation data.
+weight and entropy tables (core/rate_control.py): per-channel ones that price bits in the
+search, context ones (core/context_coding.py) that code its files, both fitted to the
+indices the point's projection makes of the calibration signals. The weight is first
+solved on encoder outputs of training signals, where it is cheap; the real rate of a
+file then differs (the latent search moves indices, the header costs bits), so the aim
+is corrected by the real rates of earlier tries and solved again, until a real rate
+lands just below the label. Calibration data must be training data, never evaluation
+data.
 
 With a :class:`GeneratorTuning`, each point also gets its own generator, fine-tuned on
 the indices the point transmits (core/point_tuning.py).
