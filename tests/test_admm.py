@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 import torch
 
+from unicomp.core import context_coding
 from unicomp.core.admm import admm_search, backprop_then_project, project
 from unicomp.core.checkpoint import load_model
 from unicomp.core.config import AdmmConfig
-from unicomp.core.rate_control import bits_per_element, find_operating_point
+from unicomp.core.rate_control import (
+    bits_per_element,
+    find_operating_point,
+    fit_point_context_tables,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +98,30 @@ def test_rate_weight_trades_distortion_for_bits(sensor, searched) -> None:
     assert distortion_half > distortion_free
 
 
-def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched) -> None:
+@pytest.mark.parametrize("coder", ["per-channel", "context"])
+def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched, coder) -> None:
+    """The best iterate is judged by distortion plus the bits its coder will spend."""
     model, x, z0 = searched
     centers = model.quantizer.centers.detach()
     free_rate = bits_per_element([z0], centers, model.tables, 0.0)
     weight, tables = find_operating_point([z0], centers, model.tables, 0.5 * free_rate)
+    if coder == "context":
+        contexts = fit_point_context_tables([z0], centers, tables, weight)
+        rate = functools.partial(context_coding.bits_per_element, tables=contexts)
+    else:
+        rate = None
 
     def search(iterations: int):
         config = AdmmConfig(iterations=iterations, rate_weight=weight)
         return admm_search(
-            model.generator, sensor.distortion, x, z0, model.quantizer, config, tables.bits()
+            model.generator,
+            sensor.distortion,
+            x,
+            z0,
+            model.quantizer,
+            config,
+            tables.bits(),
+            rate=rate,
         )
 
     start, found = search(0), search(10)
@@ -110,7 +130,10 @@ def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched) ->
     price = weight * start.distortion / latent_error
 
     def cost(result) -> torch.Tensor:
-        bits = torch.tensor([tables.estimate_bits(item) for item in result.indices])
+        if coder == "context":
+            bits = torch.tensor([context_coding.estimate_bits(q, contexts) for q in result.indices])
+        else:
+            bits = torch.tensor([tables.estimate_bits(item) for item in result.indices])
         return result.distortion + price * bits / z0[0].numel()
 
     assert (cost(found) <= cost(start) + 1e-6).all()

@@ -88,8 +88,14 @@ def admm_search(
     config: AdmmConfig,
     bits: torch.Tensor | None = None,
     on_iteration: Callable[[int, torch.Tensor], None] | None = None,
+    rate: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> SearchResult:
-    """Search center indices for a batch; ``config.iterations == 0`` projects ``z0``."""
+    """Search center indices for a batch; ``config.iterations == 0`` projects ``z0``.
+
+    ``bits`` (channels, K) prices symbols in the projection; ``rate`` gives each item's
+    bits per element as its coder will code them (by default, as ``bits`` counts them):
+    the best iterate is judged by what it really costs.
+    """
     centers = quantizer.centers.detach()
     rate_weight = config.rate_weight if bits is not None else 0.0
     started = time.monotonic()
@@ -102,7 +108,10 @@ def admm_search(
             price = rate_weight * best_distortion / latent_error.clamp_min(1e-12)
 
         def cost(indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-            return value + price * _bits_per_element(indices, bits) if rate_weight > 0 else value
+            if rate_weight <= 0:
+                return value
+            per_element = rate(indices) if rate is not None else _bits_per_element(indices, bits)
+            return value + price * per_element
 
         best_cost = cost(best_indices, best_distortion)
     if config.iterations <= 0:

@@ -8,6 +8,7 @@ before it decodes a single symbol.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -107,6 +108,7 @@ class Codec:
             search,
             tables.bits(),
             callback,
+            _context_rate(coder_tables) if coder == "rans16ctx" else None,
         )
         indices = result.indices[0]
         header = container.Header(
@@ -215,6 +217,11 @@ class Codec:
                 raise UsageError(f"ADMM iterations must be >= 0, got {iterations}")
             search = replace(search, iterations=iterations)
         return search
+
+
+def _context_rate(tables: entropy.EntropyTables) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Bits per element of each item of a batch of indices, as context coding codes them."""
+    return functools.partial(context_coding.bits_per_element, tables=tables)
 
 
 def model_dirs(extra: list[Path]) -> list[Path]:

@@ -87,10 +87,23 @@ def fit_tables(indices: Sequence[torch.Tensor], num_symbols: int) -> EntropyTabl
 
 def estimate_bits(indices: torch.Tensor, tables: EntropyTables) -> float:
     """Ideal code length of ``indices`` (channels, *axes) under context ``tables``."""
+    return float(_element_bits(indices, tables, tables.bits()).sum())
+
+
+def bits_per_element(indices: torch.Tensor, tables: EntropyTables) -> torch.Tensor:
+    """Mean ideal code length per element of each item of ``indices`` (batch, channels,
+    *axes) under context ``tables``, shape (batch,)."""
+    costs = tables.bits()
+    return torch.stack([_element_bits(item, tables, costs).mean() for item in indices])
+
+
+def _element_bits(
+    indices: torch.Tensor, tables: EntropyTables, costs: torch.Tensor
+) -> torch.Tensor:
+    """Ideal code length of every element of ``indices`` (channels, *axes)."""
     count = _check_tables(tables, indices.shape)
     indices = indices.detach().cpu().long()
-    rows = _rows(indices, tables.num_symbols, count)
-    return float(tables.bits()[rows, indices].sum())
+    return costs[_rows(indices, tables.num_symbols, count), indices]
 
 
 def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
