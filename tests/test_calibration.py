@@ -70,7 +70,7 @@ def test_tuned_points_decode_better_with_their_own_generators(
     for tuned in (False, True):
         codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
         free = measure(codec, signals, None).rate
-        labels = [f"{0.7 * free:.3f}bits/sample", f"{0.35 * free:.3f}bits/sample"]
+        labels = [f"{0.7 * free:.3f}bits/sample", f"{0.5 * free:.3f}bits/sample"]
         codec.model.config = dataclasses.replace(
             codec.model.config, operating_points=dict.fromkeys(labels, 0.0)
         )

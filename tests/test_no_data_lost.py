@@ -11,9 +11,11 @@ output exists. Temporary files are made only when the bytes are ready, so even
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +31,23 @@ from unicomp_sensor.synthetic import synthetic_reading
 
 from unicomp import api
 
-SLOW = ("--admm-iters", "100000")  # a search that outlasts any test
+
+@pytest.fixture(scope="module")
+def patient_model(sensor_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test model with a search that never gives up early: it runs every iteration
+    asked for, so a long one outlasts the test whatever the search finds."""
+    folder = tmp_path_factory.mktemp("patient-model")
+    card = json.loads(sensor_model.read_text())
+    card["config"]["admm"].update(patience=10**9, time_budget=None)
+    weights = card["weights"]["file"]
+    shutil.copy(sensor_model.parent / weights, folder / weights)
+    (folder / sensor_model.name).write_text(json.dumps(card))
+    return folder / sensor_model.name
+
+
+def slow(model: Path, iterations: int = 100_000) -> list[str]:
+    """Compress options for a search of ``iterations`` full iterations."""
+    return ["--model", str(model), "--admm-iters", str(iterations)]
 
 
 class Terminal:
@@ -113,14 +131,21 @@ def wait_until_gone(group: int, timeout: float = 30) -> None:
 
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 1), (signal.SIGKILL, -9)])
 def test_killing_compress_mid_search_leaves_nothing_behind(
-    cli_env: dict[str, str], terminal: Terminal, tmp_path: Path, sent: signal.Signals, code: int
+    cli_env: dict[str, str],
+    terminal: Terminal,
+    tmp_path: Path,
+    patient_model: Path,
+    sent: signal.Signals,
+    code: int,
 ) -> None:
     source = write_csv(tmp_path / "long.csv", synthetic_reading(np.random.default_rng(1), 200_000))
     out = tmp_path / "out"
     out.mkdir()
     before = snapshot(tmp_path)
     process = start(
-        ["compress", str(source), "-o", str(out / "long.ucz"), *SLOW], cli_env, terminal
+        ["compress", str(source), "-o", str(out / "long.ucz"), *slow(patient_model)],
+        cli_env,
+        terminal,
     )
     terminal.wait_for("searching latent")
     os.killpg(process.pid, sent)
@@ -156,10 +181,10 @@ def decode_all(outputs: list[Path], sensor_model: Path, registry, tmp_path: Path
 
 
 def start_slow_folder_run(
-    readings: Path, out: Path, cli_env: dict[str, str], terminal: Terminal
+    readings: Path, out: Path, cli_env: dict[str, str], terminal: Terminal, model: Path
 ) -> subprocess.Popen[bytes]:
     """A 2-worker folder compression with a long search, once its first output exists."""
-    args = ["compress", str(readings), "-o", str(out), "-j", "2", "--admm-iters", "100"]
+    args = ["compress", str(readings), "-o", str(out), "-j", "2", *slow(model, 100)]
     process = start(args, cli_env, terminal)
     wait_for_first_output(out, process)
     return process
@@ -171,10 +196,11 @@ def test_ctrl_c_stops_a_folder_run_and_keeps_whole_outputs(
     readings: Path,
     tmp_path: Path,
     sensor_model: Path,
+    patient_model: Path,
     registry,
 ) -> None:
     out, before = tmp_path / "out", snapshot(readings)
-    process = start_slow_folder_run(readings, out, cli_env, terminal)
+    process = start_slow_folder_run(readings, out, cli_env, terminal, patient_model)
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=120) == 1
     wait_until_gone(process.pid)
@@ -192,10 +218,11 @@ def test_workers_end_with_a_killed_parent(
     readings: Path,
     tmp_path: Path,
     sensor_model: Path,
+    patient_model: Path,
     registry,
 ) -> None:
     out, before = tmp_path / "out", snapshot(readings)
-    process = start_slow_folder_run(readings, out, cli_env, terminal)
+    process = start_slow_folder_run(readings, out, cli_env, terminal, patient_model)
     process.kill()  # the parent alone: its workers must notice and end, not linger
     assert process.wait(timeout=60) == -9
     wait_until_gone(process.pid)
