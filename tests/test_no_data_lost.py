@@ -93,14 +93,22 @@ def terminal() -> Iterator[Terminal]:
 
 
 def start(args: list[str], env: dict[str, str], terminal: Terminal) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "unicomp", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=terminal.slave,
-        env={**env, "OMP_NUM_THREADS": "1"},
-        start_new_session=True,  # its own process group, like a job in a shell
-    )
+    # A child inherits an ignored Ctrl-C (and Python then never raises KeyboardInterrupt
+    # in it), so it must not start while this process ignores it: a shell never does that.
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "unicomp", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=terminal.slave,
+            env={**env, "OMP_NUM_THREADS": "1"},
+            start_new_session=True,  # its own process group, like a job in a shell
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     os.close(terminal.slave)
     return process
 
