@@ -4,8 +4,8 @@ Neighbouring latent elements are alike: where one element sits on its channel's
 cheapest center, the next usually does too. So each element is coded with a table
 chosen by the indices of its preceding neighbour along every signal axis (above and to
 the left in an image latent, the previous frame in speech), with the extra value K
-for "outside the latent". On train signals such tables code the image model's
-indices in 12-20 % fewer bits than one table per channel, the speech model's in 5-8 %
+for "outside the latent". On train signals such tables code the released image model's
+indices in 10-16 % fewer bits than one table per channel, the speech model's in 4-8 %
 (``benchmarks/context_gain.py``).
 
 A decoder must know the neighbours before the element, so elements are coded in
