@@ -8,11 +8,11 @@ before it decodes a single symbol.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from unicomp.modalities.base import Modality
 
 MODEL_PATH_ENV = "UNICOMP_MODEL_PATH"
 #: Header coder names: per-channel tables, or tables chosen by neighbouring indices.
-CODERS = {"rans16": entropy, "rans16ctx": context_coding}
+PER_CHANNEL, CONTEXT = "rans16", "rans16ctx"
+CODERS = {PER_CHANNEL: entropy, CONTEXT: context_coding}
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,10 @@ class Codec:
             search,
             tables.bits(),
             callback,
-            _context_rate(coder_tables) if coder == "rans16ctx" else None,
+            # Per-channel files cost what the search's own per-channel count says.
+            partial(context_coding.bits_per_element, tables=coder_tables)
+            if coder == CONTEXT
+            else None,
         )
         indices = result.indices[0]
         header = container.Header(
@@ -167,7 +171,7 @@ class Codec:
             )
         coder, colon, point = header.coder.partition(":")
         if (colon and point not in self.model.point_tables) or (
-            coder not in CODERS or coder != self._coder(point or None)[0]
+            coder != self._coder(point or None)[0]
         ):
             raise FormatError(f"unknown entropy coder {header.coder!r} for model {self.name!r}")
         channels, rank = self.model.tables.channels, self.latent_rank
@@ -194,8 +198,8 @@ class Codec:
         (core/context_coding.py) where the model has them, else per-channel ones."""
         context_tables = self.model.context_tables.get(operating_point or "")
         if context_tables is not None:
-            return "rans16ctx", context_tables
-        return "rans16", self._tables(operating_point)
+            return CONTEXT, context_tables
+        return PER_CHANNEL, self._tables(operating_point)
 
     def _generator(self, operating_point: str | None) -> nn.Module:
         """The operating point's own generator if it has one, else the model's."""
@@ -217,11 +221,6 @@ class Codec:
                 raise UsageError(f"ADMM iterations must be >= 0, got {iterations}")
             search = replace(search, iterations=iterations)
         return search
-
-
-def _context_rate(tables: entropy.EntropyTables) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Bits per element of each item of a batch of indices, as context coding codes them."""
-    return functools.partial(context_coding.bits_per_element, tables=tables)
 
 
 def model_dirs(extra: list[Path]) -> list[Path]:

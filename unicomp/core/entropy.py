@@ -139,8 +139,7 @@ def decode(payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch
     check_capacity(len(payload), count // shape[0], tables)
     channel_of = np.repeat(np.arange(tables.channels, dtype=np.int32), count // shape[0])
     cdfs, sizes, offsets = tables.coder_cdfs()
-    decoder = RansDecoder()
-    symbols = decoder.decode_with_indexes(
+    symbols = RansDecoder().decode_with_indexes(
         padded_stream(payload, count), channel_of.tolist(), cdfs, sizes, offsets
     )
     return torch.tensor(symbols, dtype=torch.int64).reshape(tuple(shape))
