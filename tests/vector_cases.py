@@ -1,12 +1,19 @@
-"""The inputs of the committed test vectors and the digests that pin their decoding.
+"""The inputs of the committed test vectors, the digests that pin their decoding and the
+decoding contract's tolerance (docs/format.md).
 
-Shared by tests/test_vectors.py and tests/vectors/make_vectors.py. Inputs are cut from
+Shared by tests/test_vectors.py and the scripts in tests/vectors/. Inputs are cut from
 examples/samples, small enough that the latent search always finishes well within its
-time budget, so that encoding them is deterministic on any machine.
+time budget, so that encoding them is deterministic on any machine. Each vector's
+reference samples are committed beside it (``<case>.samples.npy``), so that a machine
+outside the exact part of the contract can still check the tolerance.
 """
 
 from __future__ import annotations
 
+# First: importing unicomp pins the CPU kernels (core/kernels.py) before numpy and torch load.
+import unicomp  # noqa: F401
+
+# isort: split
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,16 +33,43 @@ SAMPLES = ROOT / "examples" / "samples"
 VECTORS = Path(__file__).resolve().parent / "vectors"
 
 
+#: Where kernels differ from the contract's reference: speech within this SNR of it.
+SPEECH_MIN_SNR_DB = 40.0
+
+
+def within_one_level(reference: np.ndarray, decoded: np.ndarray) -> bool:
+    """Images: every value within one level of the reference decode."""
+    return int(np.abs(reference.astype(np.int64) - decoded.astype(np.int64)).max()) <= 1
+
+
+def snr_db(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """Signal-to-noise ratio of ``decoded`` against ``reference``, in dB (inf: identical)."""
+    reference, error = reference.astype(np.float64), decoded.astype(np.float64) - reference
+    noise = float(np.sum(error**2))
+    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(reference**2)) / noise)
+
+
+def within_snr(reference: np.ndarray, decoded: np.ndarray) -> bool:
+    """Speech: at least :data:`SPEECH_MIN_SNR_DB` against the reference decode."""
+    return snr_db(reference, decoded) >= SPEECH_MIN_SNR_DB
+
+
 @dataclass(frozen=True)
 class Case:
     """One vector: how to make its input, the operating point it is coded at (None: the
-    default one) and the decoded signal's samples."""
+    default one), the decoded signal's samples and how far other kernels may move them."""
 
     name: str
     suffix: str
     make: Callable[[Path], None]
     samples: Callable[[Any], np.ndarray]
+    tolerance: Callable[[np.ndarray, np.ndarray], bool]
     rate: str | None = None
+
+    @property
+    def reference_samples(self) -> Path:
+        """The committed samples of the reference decode."""
+        return VECTORS / f"{self.name}.samples.npy"
 
 
 def _photo_crop(path: Path) -> None:
@@ -48,11 +82,19 @@ def _speech_second(path: Path) -> None:
 
 
 # Non-default points decode through their own generators (core/point_tuning.py).
+def _pixels(signal: Any) -> np.ndarray:
+    return signal.pixels
+
+
+def _samples(signal: Any) -> np.ndarray:
+    return signal.samples
+
+
 CASES = (
-    Case("image-64x48", ".png", _photo_crop, lambda signal: signal.pixels),
-    Case("image-64x48-0.06bpp", ".png", _photo_crop, lambda signal: signal.pixels, "0.06bpp"),
-    Case("speech-1s", ".wav", _speech_second, lambda signal: signal.samples),
-    Case("speech-1s-1kbps", ".wav", _speech_second, lambda signal: signal.samples, "1kbps"),
+    Case("image-64x48", ".png", _photo_crop, _pixels, within_one_level),
+    Case("image-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp"),
+    Case("speech-1s", ".wav", _speech_second, _samples, within_snr),
+    Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
 )
 
 
@@ -66,16 +108,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decoded_digests(case: Case, ucz: Path, scratch: Path) -> dict[str, str]:
-    """sha256 of the decoded index stream and of the decoded signal's samples as saved."""
+def decode(case: Case, ucz: Path, scratch: Path) -> tuple[dict[str, str], np.ndarray]:
+    """What ``unicomp decompress`` makes of a vector: the sha256 of its decoded index
+    stream and of the decoded signal's samples as saved, and those samples."""
     data = ucz.read_bytes()
     header, indices = Codec.from_pretrained(api.describe(ucz)["model"]).decode_indices(data)
     restored = api.decompress(ucz, scratch / f"{case.name}-restored{case.suffix}", overwrite=True)
     signal = api.load_codec(header.model).modality.load(restored.output)
     samples = np.ascontiguousarray(case.samples(signal))
-    return {
+    digests = {
         "model": header.model,
         "weights_digest": header.weights_digest.hex(),
         "indices_sha256": sha256(indices.to(torch.int32).numpy().tobytes()),
         "output_sha256": sha256(samples.tobytes()),
     }
+    return digests, samples

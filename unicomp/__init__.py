@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from unicomp.core import kernels
+
+# Before anything imports torch or numpy: the kernels they choose decide decoded samples.
+kernels.pin()
+
 __version__ = "0.1.0"
 __all__ = ["__version__", "compress", "decompress", "load_codec"]
 

@@ -1,17 +1,22 @@
 """Write the committed test vectors: a small .ucz file per bundled default model.
 
-    .venv/bin/python tests/vectors/make_vectors.py
+    .venv/bin/python tests/vectors/make_vectors.py                # encode and record
+    .venv/bin/python tests/vectors/make_vectors.py --keep-files   # only re-record decoding
 
 Run it only when a bundled model changes on purpose: files of the old model then stop
-decoding, which tests/test_vectors.py reports. vectors.json records, per file, the model,
-its weights digest and the sha256 of the file, of its decoded index stream and of the
-decoded signal's samples. Like the test suite, it runs torch on one thread: with more,
-oneDNN may pick other convolution kernels, and a decoded image can then differ by one
-level in a few pixels (the index stream never does).
+decoding, which tests/test_vectors.py reports. ``--keep-files`` leaves the committed
+files as they are and records what they decode to, for a deliberate change of the
+decoding contract's reference kernels (docs/format.md). vectors.json records, per file,
+the model, its weights digest and the sha256 of the file, of its decoded index stream
+and of the decoded signal's samples; the samples themselves go to
+``<case>.samples.npy``. Run it on a CPU with AVX2, where decoding is the reference.
+Encoding runs torch on one thread, as the test suite does, so that the search is the
+same on any core count.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -19,29 +24,40 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vector_cases import CASES, VECTORS, decode, sha256, write_input  # noqa: E402  (first: it pins the kernels)
+
+# isort: split
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from vector_cases import CASES, VECTORS, decoded_digests, sha256, write_input  # noqa: E402
 
 from unicomp import api  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--keep-files", action="store_true", help="re-record decoding, do not re-encode"
+    )
+    keep_files = parser.parse_args(argv).keep_files
     torch.set_num_threads(1)
     entries = []
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         for case in CASES:
             target = VECTORS / f"{case.name}.ucz"
-            api.compress(write_input(case, scratch), target, rate=case.rate, overwrite=True)
+            if not keep_files:
+                api.compress(write_input(case, scratch), target, rate=case.rate, overwrite=True)
+            digests, samples = decode(case, target, scratch)
+            np.save(case.reference_samples, samples)
             entries.append(
                 {
                     "case": case.name,
                     "file": target.name,
                     "sha256": sha256(target.read_bytes()),
-                    **decoded_digests(case, target, scratch),
+                    **digests,
                 }
             )
-            print(f"wrote {target.name}: {target.stat().st_size} bytes", flush=True)
+            print(f"{target.name}: {target.stat().st_size} bytes, decoding recorded", flush=True)
     (VECTORS / "vectors.json").write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
     return 0
 

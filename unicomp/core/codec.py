@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unicomp.core import container, context_coding, entropy
+from unicomp.core import container, context_coding, entropy, kernels
 from unicomp.core.admm import admm_search
 from unicomp.core.checkpoint import Model, load_model, read_card
 from unicomp.core.config import AdmmConfig
@@ -148,12 +148,13 @@ class Codec:
         return header, CODERS[coder].decode(payload, header.latent_shape, tables)
 
     def decode(self, data: bytes) -> Any:
-        """Reconstruct the signal stored in ``data``."""
+        """Reconstruct the signal stored in ``data``, on the kernels and the one thread the
+        decoding contract fixes (core/kernels.py), so every machine gets the same samples."""
         header, indices = self.decode_indices(data)
         point = header.coder.partition(":")[2] or None
-        with torch.no_grad():
+        with torch.no_grad(), kernels.one_thread():
             x_hat = self._generator(point)(self.model.quantizer.dequantize(indices).unsqueeze(0))
-        return self.modality.synthesis(x_hat[0], header.side_info)
+            return self.modality.synthesis(x_hat[0], header.side_info)
 
     def check_header(self, header: container.Header) -> tuple[str, entropy.EntropyTables]:
         """Refuse files of another modality or model; return the coder and tables that

@@ -1,0 +1,100 @@
+"""Pin the CPU kernels that decide a decoded signal's samples, before torch chooses them.
+
+Floating-point results depend on the code path a library picks for the CPU it finds:
+oneDNN's convolutions, ATen's vectorised loops, MKL's matrix products and FFTs and
+numpy's OpenBLAS each have AVX2 and AVX-512 variants that round differently, so the
+same file would decode to different samples on different machines. The decoding
+contract (docs/format.md) promises identical samples on every x86-64 CPU with AVX2 or
+newer, so on such a CPU each library is capped at the same path: oneDNN and ATen at
+AVX2, OpenBLAS at its Haswell kernels, MKL at its conditional-numerical-reproducibility
+path that is the same on Intel and AMD processors.
+
+Each library reads its setting once, when it first needs a kernel (OpenBLAS when numpy
+is imported), so :func:`pin` runs when the ``unicomp`` package is imported, before it
+imports torch or numpy (a program that computes with torch before it imports unicomp
+has already chosen its kernels). Decoding also runs on one thread (:func:`one_thread`).
+A variable the user has set is left alone, and ``UNICOMP_NATIVE_KERNELS=1`` turns all
+pinning off (faster on AVX-512 machines; samples then follow the machine's own kernels).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from pathlib import Path
+
+NATIVE_ENV = "UNICOMP_NATIVE_KERNELS"
+
+#: The variable each library reads, and the value that caps it at the AVX2-era path.
+PINS = {
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "COMPATIBLE",
+    "OPENBLAS_CORETYPE": "Haswell",
+}
+
+#: CPU flags (as /proc/cpuinfo names them) that the AVX2 paths need: ATen's AVX2 build
+#: also uses FMA, so a pin without it would crash on the first vectorised loop.
+REQUIRED_FLAGS = frozenset({"avx2", "fma"})
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first processor's feature flags; empty where the system does not list them."""
+    try:
+        with cpuinfo.open(encoding="ascii", errors="replace") as lines:
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def covered(flags: Iterable[str] | None = None) -> bool:
+    """Whether decoded samples on this CPU are the contract's exact ones: x86-64 with the
+    flags the AVX2 paths need (``flags`` defaults to this machine's)."""
+    return REQUIRED_FLAGS <= frozenset(cpu_flags() if flags is None else flags)
+
+
+def pin(
+    environ: MutableMapping[str, str] = os.environ, flags: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Set every pin the user has not set, on a CPU the contract covers.
+
+    Returns the variables it set. Elsewhere (no AVX2, not x86-64, flags unknown) nothing
+    is pinned: a lower path would cost speed without making samples match an AVX2
+    machine's, which the contract's tolerance covers instead.
+    """
+    if environ.get(NATIVE_ENV, "") not in ("", "0"):
+        return {}
+    if not covered(flags):
+        return {}
+    chosen = {name: value for name, value in PINS.items() if name not in environ}
+    environ.update(chosen)
+    return chosen
+
+
+def pinned(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process decodes on the contract's reference kernels: a covered CPU,
+    every pin in place (none overridden by the user)."""
+    return covered() and all(environ.get(name) == value for name, value in PINS.items())
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the enclosed torch work on one thread, then restore the caller's count.
+
+    oneDNN picks another convolution kernel for one thread than for several (a 512x480
+    photo then differs by one level in a few pixels), so decoding always uses one; on
+    the small generators unicomp ships it is also no slower.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
