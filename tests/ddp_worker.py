@@ -18,7 +18,7 @@ from unicomp_sensor.modality import SensorModality  # noqa: E402
 
 from unicomp.core.config import merge  # noqa: E402
 from unicomp.core.data import CropDataset  # noqa: E402
-from unicomp.core.trainer import Distributed, Trainer  # noqa: E402
+from unicomp.core.trainer import Trainer, process_group  # noqa: E402
 
 
 def main(data_dir: Path, out_dir: Path) -> None:
@@ -37,10 +37,10 @@ def main(data_dir: Path, out_dir: Path) -> None:
             }
         },
     )
-    distributed = Distributed.from_environment()
     dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
-    trainer = Trainer(modality, config, dataset, out_dir, distributed)
-    trainer.run()
+    with process_group() as distributed:
+        trainer = Trainer(modality, config, dataset, out_dir, distributed)
+        trainer.run()
     digest = hashlib.sha256()
     for name in ("encoder", "generator", "quantizer"):
         state = getattr(trainer.autoencoder, name).state_dict()

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from conftest import tiny_config
+from PIL import Image
 
 from unicomp.core.checkpoint import load_model, load_state, read_card
 from unicomp.core.context_coding import context_count
@@ -90,3 +92,31 @@ def test_two_process_ddp_training_keeps_replicas_identical(
     assert rank0[1] == rank1[1]  # identical weights after DDP training
     assert rank0[2] != rank1[2]  # but each rank saw its own share of the data
     assert (tmp_path / "sensor-default.json").is_file()  # rank 0 exported the model
+
+
+def test_a_failing_distributed_run_names_each_rank_and_does_not_abort(tmp_path: Path) -> None:
+    data, out = tmp_path / "photos", tmp_path / "run"
+    data.mkdir()
+    out.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        pixels = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(data / f"photo{index}.png")
+    (out / f"{STATE_NAME}.json").write_text("{not json", encoding="utf-8")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc_per_node", "2", "-m", "unicomp", "train", "--modality", "image"),
+            *("--data", str(data), "--out", str(out), "--resume", "--quiet"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    for rank in (0, 1):
+        lines = [line for line in result.stderr.splitlines() if line.startswith(f"rank {rank}:")]
+        assert len(lines) == 1, result.stderr[-3000:]
+        assert "training state" in lines[0] and "cannot be read" in lines[0]
+    assert "terminate called" not in result.stderr
+    assert "SIGABRT" not in result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -503,15 +504,22 @@ def main() -> None:
     except UnicompError as error:
         if debug:
             raise
-        err.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"{_rank()}error: {error}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except Exception as error:
         if debug:
             raise
         err.print(
-            f"internal error: {type(error).__name__}: {error} (rerun with --debug)",
+            f"{_rank()}internal error: {type(error).__name__}: {error} (rerun with --debug)",
             highlight=False,
             markup=False,
             soft_wrap=True,
         )
         sys.exit(INTERNAL_EXIT_CODE)
+
+
+def _rank() -> str:
+    """``"rank N: "`` in a torchrun job of several processes, whose errors all reach one
+    terminal; empty otherwise."""
+    world_size, rank = os.environ.get("WORLD_SIZE", ""), os.environ.get("RANK", "")
+    return f"rank {rank}: " if world_size.isdigit() and int(world_size) > 1 and rank else ""

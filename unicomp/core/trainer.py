@@ -8,7 +8,8 @@
 Losses are LSGAN with a multi-scale PatchGAN critic, feature matching, and the
 modality's reconstruction distortion. The run checkpoints every N steps and at phase
 changes; the batch of a step is a pure function of (seed, step, rank), so ``resume``
-continues exactly. Launched by ``torchrun`` it trains with DDP over gloo.
+continues exactly. Launched by ``torchrun`` it trains with DDP over gloo, and leaves the
+process group on every exit (:func:`process_group`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,15 +120,31 @@ class Distributed:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @classmethod
-    def from_environment(cls) -> Distributed:
-        """Join the process group torchrun describes in the environment, if any."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls()
-        if not dist.is_initialized():
-            dist.init_process_group(backend="gloo")
-        return cls(dist.get_rank(), world_size)
+
+
+@contextmanager
+def process_group() -> Iterator[Distributed]:
+    """This process's place in the group torchrun describes in the environment (one
+    process when there is none), joined for the enclosed work and left on every exit.
+
+    A gloo group still alive when the interpreter exits tears down under its own threads
+    and aborts the process, so that torchrun reports a finished job as failed; on
+    success the ranks first wait for each other, so none leaves while another still
+    talks to it.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        yield Distributed()
+        return
+    if dist.is_initialized():  # the caller's group: the caller leaves it
+        yield Distributed(dist.get_rank(), world_size)
+        return
+    dist.init_process_group(backend="gloo")
+    try:
+        yield Distributed(dist.get_rank(), world_size)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 class Trainer:
@@ -404,15 +422,15 @@ def train(
     """Train a model of ``modality`` on the files under ``data_dir`` into ``out_dir``."""
     if config.modality != modality.name:
         raise InputError(f"config is for modality {config.modality!r}, not {modality.name!r}")
-    distributed = Distributed.from_environment()
     dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
     description = {"data": {"folder": str(data_dir), "items": len(dataset)}}
-    trainer = Trainer(
-        modality, config, dataset, out_dir, distributed, card={**description, **(card or {})}
-    )
-    if resume:
-        trainer.resume()
-    return trainer.run(stop_at=stop_at, on_step=on_step)
+    with process_group() as distributed:
+        trainer = Trainer(
+            modality, config, dataset, out_dir, distributed, card={**description, **(card or {})}
+        )
+        if resume:
+            trainer.resume()
+        return trainer.run(stop_at=stop_at, on_step=on_step)
 
 
 def _split_outputs(outputs: list[list[torch.Tensor]], count: int) -> tuple[list, list]:

@@ -1,0 +1,32 @@
+"""Run the two-process DDP training test many times in a row, to show that distributed
+runs end cleanly every time (a process group left alive at exit used to abort about one
+run in five).
+
+    .venv/bin/python benchmarks/ddp_loop.py [--runs 50]
+
+Each run is a fresh ``torchrun --nproc_per_node 2`` job
+(tests/test_trainer.py::test_two_process_ddp_training_keeps_replicas_identical). Prints
+pytest's summary, e.g. ``50 passed``, and exits with pytest's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST = "tests/test_trainer.py::test_two_process_ddp_training_keeps_replicas_identical"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50, help="how many runs (default 50)")
+    runs = parser.parse_args(argv).runs
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    return subprocess.run([*command, "--keep-duplicates", *[TEST] * runs], cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
