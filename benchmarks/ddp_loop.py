@@ -4,9 +4,10 @@ run in five).
 
     .venv/bin/python benchmarks/ddp_loop.py [--runs 50]
 
-Each run is a fresh ``torchrun --nproc_per_node 2`` job
-(tests/test_trainer.py::test_two_process_ddp_training_keeps_replicas_identical). Prints
-pytest's summary, e.g. ``50 passed``, and exits with pytest's status.
+Each run is the test in its own pytest process, a fresh ``torchrun --nproc_per_node 2``
+job (tests/test_trainer.py::test_two_process_ddp_training_keeps_replicas_identical).
+Prints a line per run, the tail of each failure, and ``N of M passed``; exits 1 unless
+all passed.
 """
 
 from __future__ import annotations
@@ -24,8 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="how many runs (default 50)")
     runs = parser.parse_args(argv).runs
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    return subprocess.run([*command, "--keep-duplicates", *[TEST] * runs], cwd=ROOT).returncode
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST]
+    passed = 0
+    for run in range(1, runs + 1):
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        passed += result.returncode == 0
+        print(f"run {run}: {'passed' if result.returncode == 0 else 'FAILED'}", flush=True)
+        if result.returncode != 0:
+            print(result.stdout[-3000:], flush=True)
+    print(f"{passed} of {runs} passed")
+    return 0 if passed == runs else 1
 
 
 if __name__ == "__main__":

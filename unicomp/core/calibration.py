@@ -31,7 +31,9 @@ from unicomp.errors import UsageError
 
 #: A real rate within this fraction below the label ends the search.
 TOLERANCE = 0.03
-ROUNDS = 4
+#: Rounds of the search; up to MAX_ROUNDS while no round has met the label yet (near a
+#: model's lowest rate the real rate approaches the label slowly from above).
+ROUNDS, MAX_ROUNDS = 4, 8
 
 
 def label_rate(label: str, unit: str) -> float:
@@ -177,7 +179,9 @@ def _aim(
     bits_per_unit = sum(1.0 / modality.rate(1, s) for s in signals)
     elements = sum(z.numel() for z in latents)
     goal = (1 - TOLERANCE / 2) * target
-    for _ in range(ROUNDS):
+    for round_ in range(MAX_ROUNDS):
+        if round_ >= ROUNDS and best is not None:
+            break
         aim = _next_aim(tried, goal)
         bits = aim * bits_per_unit / elements
         weight, tables = find_operating_point(latents, centers, training_tables, bits)
