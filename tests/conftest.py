@@ -6,6 +6,10 @@ model trained once per session (seconds on a CPU).
 
 from __future__ import annotations
 
+# First: importing unicomp pins the CPU kernels (core/kernels.py) before numpy and torch load.
+import unicomp  # noqa: F401
+
+# isort: split
 import os
 import shutil
 import struct

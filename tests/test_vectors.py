@@ -46,18 +46,9 @@ class Setting:
 def _settings() -> list[Setting]:
     """The contract's own setting (at another thread count), then each lower one that
     this machine accepts."""
-    flags = kernels.cpu_flags()
-    settings = [
-        Setting("pinned, 4 threads", {}, ("--threads", "4"), COVERED),
-        Setting("native kernels", {kernels.NATIVE_ENV: "1"}, (), False),
-        Setting("ATen default", {"ATEN_CPU_CAPABILITY": "default"}, (), False),
-    ]
-    if "avx" in flags:
-        settings.append(Setting("oneDNN AVX", {"ONEDNN_MAX_CPU_ISA": "AVX"}, (), False))
-    if "sse4_1" in flags:
-        lowest = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}
-        settings.append(Setting("lowest", lowest, (), False))
-    return settings
+    lower = kernels.lower_settings()
+    own = Setting("pinned, 4 threads", {}, ("--threads", "4"), COVERED)
+    return [own, *(Setting(name, env, (), False) for name, env in lower.items())]
 
 
 SETTINGS = _settings()

@@ -152,7 +152,7 @@ class Codec:
         decoding contract fixes (core/kernels.py), so every machine gets the same samples."""
         header, indices = self.decode_indices(data)
         point = header.coder.partition(":")[2] or None
-        with torch.no_grad(), kernels.one_thread():
+        with torch.no_grad(), kernels.decoding_threads():
             x_hat = self._generator(point)(self.model.quantizer.dequantize(indices).unsqueeze(0))
             return self.modality.synthesis(x_hat[0], header.side_info)
 

@@ -12,9 +12,10 @@ path that is the same on Intel and AMD processors.
 Each library reads its setting once, when it first needs a kernel (OpenBLAS when numpy
 is imported), so :func:`pin` runs when the ``unicomp`` package is imported, before it
 imports torch or numpy (a program that computes with torch before it imports unicomp
-has already chosen its kernels). Decoding also runs on one thread (:func:`one_thread`).
+has already chosen its kernels). Decoding also runs on one thread (:func:`decoding_threads`).
 A variable the user has set is left alone, and ``UNICOMP_NATIVE_KERNELS=1`` turns all
-pinning off (faster on AVX-512 machines; samples then follow the machine's own kernels).
+pinning off, the thread count included (faster on AVX-512 and many-core machines;
+samples then follow the machine's own kernels, within the contract's tolerance).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
+def native(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the user turned pinning off (``UNICOMP_NATIVE_KERNELS``)."""
+    return environ.get(NATIVE_ENV, "") not in ("", "0")
+
+
 def covered(flags: Iterable[str] | None = None) -> bool:
     """Whether decoded samples on this CPU are the contract's exact ones: x86-64 with the
     flags the AVX2 paths need (``flags`` defaults to this machine's)."""
@@ -67,13 +73,27 @@ def pin(
     is pinned: a lower path would cost speed without making samples match an AVX2
     machine's, which the contract's tolerance covers instead.
     """
-    if environ.get(NATIVE_ENV, "") not in ("", "0"):
-        return {}
-    if not covered(flags):
+    if native(environ) or not covered(flags):
         return {}
     chosen = {name: value for name, value in PINS.items() if name not in environ}
     environ.update(chosen)
     return chosen
+
+
+def lower_settings(flags: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
+    """Environments under which this machine decodes as a CPU outside the contract's
+    exact part would: each a setting the machine accepts (``flags`` defaults to its own),
+    by name. What the contract's tolerance is checked and measured under."""
+    flags = frozenset(cpu_flags() if flags is None else flags)
+    settings = {
+        "native kernels": {NATIVE_ENV: "1"},
+        "ATen default": {"ATEN_CPU_CAPABILITY": "default"},
+    }
+    if "avx" in flags:
+        settings["oneDNN AVX"] = {"ONEDNN_MAX_CPU_ISA": "AVX"}
+    if "sse4_1" in flags:
+        settings["lowest"] = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}
+    return settings
 
 
 def pinned(environ: Mapping[str, str] = os.environ) -> bool:
@@ -83,17 +103,19 @@ def pinned(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the enclosed torch work on one thread, then restore the caller's count.
+def decoding_threads() -> Iterator[None]:
+    """Run the enclosed torch work on one thread (unless native kernels were asked for),
+    then restore the caller's count.
 
-    oneDNN picks another convolution kernel for one thread than for several (a 512x480
+    oneDNN picks other convolution kernels for one thread than for several (a 512x480
     photo then differs by one level in a few pixels), so decoding always uses one; on
     the small generators unicomp ships it is also no slower.
     """
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if not native():
+        torch.set_num_threads(1)
     try:
         yield
     finally:
