@@ -98,6 +98,17 @@ def test_rate_weight_trades_distortion_for_bits(sensor, searched) -> None:
     assert distortion_half > distortion_free
 
 
+@pytest.mark.parametrize("fraction", [0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+def test_operating_point_never_costs_more_than_its_target(searched, fraction: float) -> None:
+    """Bisection stops on whichever side of the target its last step fell; the point
+    returned is the cheapest-distortion one that meets the target."""
+    model, _, z0 = searched
+    centers = model.quantizer.centers.detach()
+    target = fraction * bits_per_element([z0], centers, model.tables, 0.0)
+    weight, tables = find_operating_point([z0], centers, model.tables, target, search_steps=6)
+    assert bits_per_element([z0], centers, tables, weight) <= target
+
+
 @pytest.mark.parametrize("coder", ["per-channel", "context"])
 def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched, coder) -> None:
     """The best iterate is judged by distortion plus the bits its coder will spend."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from unicomp.core import container
 from unicomp.core.calibration import calibrate_points, label_rate, measure
@@ -66,9 +67,10 @@ def test_tuned_points_decode_better_with_their_own_generators(
     signals = [sensor.load(path) for path in files[:6]]
     dataset = CropDataset([sensor.analysis(sensor.load(p))[0] for p in files], [256])
     tuning = GeneratorTuning(dataset, steps=300, learning_rate=1e-3, log_every=100)
-    codecs = {}
+    codecs, training_generators = {}, {}
     for tuned in (False, True):
         codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
+        training_generators[tuned] = codec.model.generator
         free = measure(codec, signals, None).rate
         labels = [f"{0.7 * free:.3f}bits/sample", f"{0.5 * free:.3f}bits/sample"]
         codec.model.config = dataclasses.replace(
@@ -76,11 +78,15 @@ def test_tuned_points_decode_better_with_their_own_generators(
         )
         calibrate_points(codec, signals, signals[:3], labels[0], tuning=tuning if tuned else None)
         codecs[tuned] = codec
-    base = codecs[False].model.generator
 
     tuned = codecs[True]
     assert set(tuned.model.point_generators) == {labels[1]}
-    assert tuned.model.generator is not base
+    # The default point's own tuned generator replaced the training one, a tuned copy.
+    training = training_generators[True].state_dict()
+    default = tuned.model.generator.state_dict()
+    assert tuned.model.generator is not training_generators[True]
+    assert default.keys() == training.keys()
+    assert any(not torch.equal(default[key], training[key]) for key in training)
     for label in labels:
         snr = {t: mean_snr(sensor, c, signals, label) for t, c in codecs.items()}
         assert snr[True] > snr[False] + 0.5, (label, snr)

@@ -63,7 +63,8 @@ def _global_options(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    # Accepted and listed here; main() is what reads it (see there).
+    _debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """Generative signal compression."""
 
@@ -492,7 +493,10 @@ def _plain(value: Any) -> str:
 
 
 def main() -> None:
-    """Console-script entry point: run the app and map errors to exit codes."""
+    """Console-script entry point: run the app and map errors to exit codes.
+
+    ``--debug`` is read here, not by the app, so that it also shows the traceback of an
+    error raised while the options are parsed."""
     debug = "--debug" in sys.argv[1:]
     try:
         app()

@@ -4,10 +4,11 @@ It satisfies the same :class:`~unicomp.bench.base.Baseline` protocol as the base
 so one loop measures everything the same way: the full .ucz file (header included) is
 the rate, and decoding uses only those bytes.
 
-Without ``--model``, the sweep is every operating point the modality's default models
-serve: a model card found in the model folders counts for a rate label when
-``modality.default_model(label)`` names it, whether one model serves all rates (speech)
-or each rate has its own card (image). With ``--model``, it is that model's points.
+Without ``--model``, the sweep is every operating point the modality's default model
+serves: one model holds several operating points (image-v1: 0.06, 0.12 and 0.25 bpp;
+speech-v1: 2 and 1 kbps), and a model card found in the model folders counts for a
+rate label when ``modality.default_model(label)`` names it. With ``--model``, it is
+that model's points.
 
 "unicomp-no-admm" is the ablation: the same models and points with the latent search
 off (``admm_iterations=0``), so the encoder's output is projected onto the centers and
@@ -115,8 +116,7 @@ def _default_model(modality: Modality, label: str) -> str | None:
 def _by_rate(labels: list[str]) -> list[Quality]:
     """Labels like "0.06bpp" or "2kbps" from lowest to highest rate (else as given)."""
     numbers = [re.match(r"\d+(\.\d+)?", label) for label in labels]
-    if not all(numbers):
+    rates = [float(number.group()) for number in numbers if number is not None]
+    if len(rates) != len(labels):
         return list(labels)
-    return [
-        label for _, label in sorted(zip((float(n.group()) for n in numbers), labels, strict=True))
-    ]
+    return [label for _, label in sorted(zip(rates, labels, strict=True))]

@@ -74,21 +74,24 @@ def find_operating_point(
     target_bits: float,
     search_steps: int = 16,
 ) -> tuple[float, EntropyTables]:
-    """The rate weight (and its tables) whose projection costs ``target_bits`` per element.
+    """The smallest rate weight tried (and its tables) whose projection costs at most
+    ``target_bits`` per element: a point is then never over its target.
 
-    Bisection on log(lambda): the rate falls monotonically as lambda grows. ``latents``
-    are encoder outputs (batch, channels, ...) of training signals, never test data.
+    Bisection on log(lambda): the rate falls monotonically as lambda grows. If no weight
+    tried meets the target, the largest (cheapest) one is returned. ``latents`` are
+    encoder outputs (batch, channels, ...) of training signals, never test data.
     """
     low, high = math.log(1e-5), math.log(1e2)
-    best = (0.0, tables)
+    tried: tuple[float, EntropyTables] = (0.0, tables)
+    met: tuple[float, EntropyTables] | None = None
     for _ in range(search_steps):
         middle = 0.5 * (low + high)
         weight = math.exp(middle)
         fitted = fit_point_tables(latents, centers, tables, weight)
-        rate = bits_per_element(latents, centers, fitted, weight)
-        best = (weight, fitted)
-        if rate > target_bits:
+        tried = (weight, fitted)
+        if bits_per_element(latents, centers, fitted, weight) > target_bits:
             low = middle
         else:
             high = middle
-    return best
+            met = tried
+    return met if met is not None else tried

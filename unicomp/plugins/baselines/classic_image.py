@@ -2,9 +2,10 @@
 
 CompressAI 1.2.8 (``compressai.utils.bench.codecs``) codes JPEG and WebP with Pillow's
 ``save(format=fmt, quality=q)`` and JPEG 2000 with ffmpeg's libopenjpeg encoder; we take
-the format and the command lines from those classes and do the timing, rate and metrics
-ourselves, the same way for every codec. CompressAI has no AVIF class (its AV1 codec
-needs an aomenc build folder), so AVIF goes through Pillow's own AVIF plugin.
+the Pillow format from those classes, write the same ffmpeg command lines here (CompressAI
+builds them in private methods) and do the timing, rate and metrics ourselves, the same
+way for every codec. CompressAI has no AVIF class (its AV1 codec needs an aomenc build
+folder), so AVIF goes through Pillow's own AVIF plugin.
 
 compressai is imported only when a codec first encodes: it takes seconds to import,
 and the registry is built on every ``unicomp`` command.
@@ -36,6 +37,8 @@ AVIF_QUALITIES: tuple[Quality, ...] = (0, 10, 20, 30, 45, 60, 75, 90)
 #: ffmpeg's libopenjpeg reads ``-compression_level L`` as a 2L:1 ratio, i.e. 12/L bpp
 #: of 8-bit RGB: these run from about 0.015 to 2 bpp.
 JPEG2000_LEVELS: tuple[Quality, ...] = (800, 400, 200, 100, 50, 25, 12, 6)
+#: How CompressAI's JPEG2000 codec starts both its ffmpeg command lines.
+FFMPEG = ("ffmpeg", "-loglevel", "panic", "-y")
 
 
 def _compressai() -> str:
@@ -111,19 +114,20 @@ class Jpeg2000Codec:
         return None
 
     def encode(self, signal: ImageSignal, quality: Quality) -> bytes:
-        codec = _compressai_codec("JPEG2000")
         with tempfile.TemporaryDirectory() as folder:
             source, target = Path(folder) / "in.png", Path(folder) / "out.jp2"
             Image.fromarray(rgb8(signal)).save(source, compress_level=1)
-            run_tool(codec._get_encode_cmd(str(source), int(quality), str(target)))
+            run_tool(
+                [*FFMPEG, "-i", source, "-vcodec", "jpeg2000", "-pix_fmt", "yuv444p"]
+                + ["-c:v", "libopenjpeg", "-compression_level", int(quality), target]
+            )
             return target.read_bytes()
 
     def decode(self, data: bytes, reference: Any) -> ImageSignal:
-        codec = _compressai_codec("JPEG2000")
         with tempfile.TemporaryDirectory() as folder:
             source, target = Path(folder) / "in.jp2", Path(folder) / "out.png"
             source.write_bytes(data)
-            run_tool(codec._get_decode_cmd(str(source), str(target)))
+            run_tool([*FFMPEG, "-i", source, target])
             with Image.open(target) as image:
                 return rgb_signal(np.asarray(image.convert("RGB")))
 
