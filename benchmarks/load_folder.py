@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from unicomp.core.codec import available_models
+from unicomp.core.catalog import available_models
 from unicomp.core.config import merge
 from unicomp.core.trainer import train
 from unicomp.modalities.image.io import load_image

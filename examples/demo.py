@@ -21,7 +21,7 @@ from unicomp_sensor import plugin as sensor_plugin  # noqa: E402
 from unicomp_sensor.synthetic import synthetic_reading  # noqa: E402
 
 from unicomp import __version__, api  # noqa: E402
-from unicomp.core.codec import available_models  # noqa: E402
+from unicomp.core.catalog import available_models  # noqa: E402
 from unicomp.core.config import merge  # noqa: E402
 from unicomp.core.trainer import train  # noqa: E402
 from unicomp.errors import UnicompError  # noqa: E402

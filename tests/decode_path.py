@@ -21,8 +21,10 @@ from unicomp_sensor.modality import SensorSignal
 from unicomp_sensor.synthetic import synthetic_reading
 
 from unicomp import cli
+from unicomp.api import load_codec
 from unicomp.core import container
-from unicomp.core.codec import Codec, find_model
+from unicomp.core.catalog import find_model
+from unicomp.core.codec import Codec
 from unicomp.errors import FormatError, ModelError
 from unicomp.modalities.image.io import ImageSignal
 from unicomp.modalities.speech.modality import SpeechSignal
@@ -65,7 +67,7 @@ class DecodePath:
         card = find_model(header.model, self.registry.model_dirs)
         assert card.parent in self.registry.model_dirs, f"{header.model!r} found {card}"
         if card not in self.codecs:
-            self.codecs[card] = Codec.from_pretrained(card, self.registry)
+            self.codecs[card] = load_codec(card, registry=self.registry)
         header, indices = self.codecs[card].decode_indices(data)
         return header, indices, self.codecs[card]
 

@@ -21,9 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unicomp import api, cli
+from unicomp.api import load_codec
 from unicomp.core import container
+from unicomp.core.catalog import MODEL_PATH_ENV
 from unicomp.core.checkpoint import load_model, save_model
-from unicomp.core.codec import MODEL_PATH_ENV, Codec
 from unicomp.core.entropy import EntropyTables
 from unicomp.errors import FormatError, ModelError
 from unicomp.plugins.manager import build_registry
@@ -52,7 +53,7 @@ def seeds(path: DecodePath) -> dict[str, list[bytes]]:
     """Valid files of each modality, at each operating point of its model."""
     registry = path.registry
     names = {name: registry.modality(name).default_config().name for name in MODALITIES}
-    return {name: seed_files(Codec.from_pretrained(names[name], registry)) for name in MODALITIES}
+    return {name: seed_files(load_codec(names[name], registry=registry)) for name in MODALITIES}
 
 
 def with_crc(body: bytes) -> bytes:

@@ -117,8 +117,8 @@ def test_a_worker_loads_each_model_once(
     registry, sensor_model: Path, readings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = []
-    load = Codec.from_pretrained
-    monkeypatch.setattr(Codec, "from_pretrained", lambda *args: loads.append(args) or load(*args))
+    load = Codec.load
+    monkeypatch.setattr(Codec, "load", lambda *args: loads.append(args) or load(*args))
     codecs: dict[str, Codec] = {}  # what a worker keeps between files
     for name in NAMES[:3]:
         output = tmp_path / f"{name}.ucz"

@@ -81,7 +81,7 @@ def untrained_card(image: ImageModality, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def untrained(untrained_card: Path) -> Codec:
-    return Codec.from_pretrained(untrained_card, build_registry(autoload=False))
+    return api.load_codec(untrained_card, registry=build_registry(autoload=False))
 
 
 def photo(height: int, width: int, channels: int = 3, dtype: type = np.uint8) -> np.ndarray:
@@ -225,7 +225,7 @@ def trained_card(image: ImageModality, tmp_path_factory: pytest.TempPathFactory)
 def test_a_trained_model_round_trips_and_the_search_never_does_worse(
     image: ImageModality, trained_card: Path
 ) -> None:
-    codec = Codec.from_pretrained(trained_card, build_registry(autoload=False))
+    codec = api.load_codec(trained_card, registry=build_registry(autoload=False))
     signal = ImageSignal(photo(24, 40), "RGB")
     searched, with_search = codec.encode(signal)
     _, without = codec.encode(signal, admm_iterations=0)

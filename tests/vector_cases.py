@@ -26,7 +26,6 @@ import torch
 from PIL import Image
 
 from unicomp import api
-from unicomp.core.codec import Codec
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "examples" / "samples"
@@ -112,7 +111,7 @@ def decode(case: Case, ucz: Path, scratch: Path) -> tuple[dict[str, str], np.nda
     """What ``unicomp decompress`` makes of a vector: the sha256 of its decoded index
     stream and of the decoded signal's samples as saved, and those samples."""
     data = ucz.read_bytes()
-    header, indices = Codec.from_pretrained(api.describe(ucz)["model"]).decode_indices(data)
+    header, indices = api.load_codec(api.describe(ucz)["model"]).decode_indices(data)
     restored = api.decompress(ucz, scratch / f"{case.name}-restored{case.suffix}", overwrite=True)
     signal = api.load_codec(header.model).modality.load(restored.output)
     samples = np.ascontiguousarray(case.samples(signal))

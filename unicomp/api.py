@@ -15,7 +15,9 @@ from typing import Any
 
 from unicomp.atomic import atomic_output, check_output, write_bytes_atomic
 from unicomp.core import container
-from unicomp.core.codec import Codec, EncodeReport, find_model
+from unicomp.core.catalog import find_model, resolve_model
+from unicomp.core.checkpoint import read_card
+from unicomp.core.codec import Codec, EncodeReport
 from unicomp.errors import FormatError, InputError, ModelError
 from unicomp.plugins.manager import Registry, get_registry
 
@@ -50,15 +52,18 @@ def load_codec(
 ) -> Codec:
     """A codec from a model name or path, or the default model of ``modality`` at ``rate``.
 
-    The rate label is also the operating point the codec encodes at (see
-    ``ModelConfig.operating_points``); pass it to :meth:`Codec.encode`.
+    ``model`` is a name (bundled, installed or in ``UNICOMP_MODEL_PATH``) or the path of
+    a card, weights file or model folder. The rate label is also the operating point the
+    codec encodes at (see ``ModelConfig.operating_points``); pass it to
+    :meth:`Codec.encode`.
     """
     registry = registry or get_registry()
     if model is None:
         if modality is None:
             raise InputError("name a model or a modality")
         model = registry.modality(modality).default_model(rate)
-    return Codec.from_pretrained(model, registry)
+    card_path = resolve_model(model, registry.model_dirs)
+    return Codec.load(card_path, registry.modality(read_card(card_path)["modality"]))
 
 
 def compress(
@@ -182,9 +187,9 @@ def _decoded_name(source: Path, extensions: tuple[str, ...]) -> str:
 
 def _codec(model: PathLike, registry: Registry, codecs: dict[str, Codec] | None) -> Codec:
     if codecs is None:
-        return Codec.from_pretrained(model, registry)
+        return load_codec(model, registry=registry)
     if str(model) not in codecs:
-        codecs[str(model)] = Codec.from_pretrained(model, registry)
+        codecs[str(model)] = load_codec(model, registry=registry)
     return codecs[str(model)]
 
 

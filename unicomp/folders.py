@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unicomp.api import UCZ_SUFFIX
+from unicomp.core.catalog import resolve_model
 from unicomp.core.checkpoint import read_card
-from unicomp.core.codec import resolve_model
 from unicomp.errors import InputError
 from unicomp.plugins.manager import get_registry
 from unicomp.workers import Job, Outcome, run_job, start_worker

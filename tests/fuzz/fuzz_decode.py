@@ -49,8 +49,9 @@ with _instrumented:
     import torch  # noqa: E402
     from decode_path import DecodePath, seed_files  # noqa: E402
 
+    from unicomp.api import load_codec  # noqa: E402
     from unicomp.core import container  # noqa: E402
-    from unicomp.core.codec import MODEL_PATH_ENV, Codec  # noqa: E402
+    from unicomp.core.catalog import MODEL_PATH_ENV  # noqa: E402
     from unicomp.errors import FormatError  # noqa: E402
     from unicomp.plugins.manager import Registry, build_registry  # noqa: E402
 
@@ -255,7 +256,7 @@ def main() -> None:
     torch.set_num_threads(1)
     scratch = Path(tempfile.mkdtemp(prefix="ucz-fuzz-"))
     registry, cards, hostile_names = build_models(scratch)
-    seeds = seed_files(Codec.from_pretrained(cards[options.modality], registry))
+    seeds = seed_files(load_codec(cards[options.modality], registry=registry))
     mutator = Mutator(seeds, [card.stem for card in cards.values()] + hostile_names)
     target = Target(DecodePath(registry, scratch))
     print(f"{len(seeds)} {options.modality} seeds", file=sys.stderr, flush=True)

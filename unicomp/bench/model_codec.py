@@ -23,10 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from unicomp.api import load_codec
 from unicomp.bench.base import BaselineError, Quality
 from unicomp.core import container
+from unicomp.core.catalog import available_models
 from unicomp.core.checkpoint import read_card
-from unicomp.core.codec import Codec, available_models
+from unicomp.core.codec import Codec
 from unicomp.errors import UnicompError
 from unicomp.modalities.base import Modality
 from unicomp.plugins.manager import Registry
@@ -101,8 +103,8 @@ def default_points(registry: Registry, modality: Modality) -> dict[str, Codec]:
             if _default_model(modality, label) == card["name"]:
                 cards[label] = card_path
     if not cards:
-        return model_points(Codec.from_pretrained(modality.default_model(None), registry))
-    loaded = {path: Codec.from_pretrained(path, registry) for path in set(cards.values())}
+        return model_points(load_codec(modality.default_model(None), registry=registry))
+    loaded = {path: load_codec(path, registry=registry) for path in set(cards.values())}
     return {label: loaded[path] for label, path in cards.items()}
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from unicomp.api import load_codec
 from unicomp.bench.at_rates import quality_at_anchor_rates
 from unicomp.bench.base import Baseline, Metric, Quality
 from unicomp.bench.export import write_outputs
@@ -151,7 +152,7 @@ def _unicomp_points(
         if model is None:
             points = default_points(registry, modality)
         else:
-            points = model_points(Codec.from_pretrained(model, registry))
+            points = model_points(load_codec(model, registry=registry))
     except ModelError as error:
         which = f"model {model}" if model else f"no trained default {modality.name} model"
         return None, f"{which}: {error}"

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, DistributedSampler
 
+from unicomp.core.modality import Modality
 from unicomp.errors import InputError
-from unicomp.modalities.base import Modality
 
 MAX_SEED_STREAMS = 1 << 20
 

@@ -38,9 +38,9 @@ from unicomp.core.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from unicomp.core.modality import Modality
 from unicomp.core.quantizer import Mode, Quantizer
 from unicomp.errors import InputError
-from unicomp.modalities.base import Modality
 
 STATE_NAME = "state"
 LOG_NAME = "log.jsonl"
@@ -119,7 +119,6 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
 
 
 @contextmanager

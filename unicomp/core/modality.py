@@ -1,0 +1,100 @@
+"""The Modality protocol: the only thing the core knows about a kind of signal.
+
+A modality turns a file into a signal and a signal into a model-space tensor ``x`` of
+shape ``(channels, *extent)`` (and back), builds networks that fit ``x``, and defines
+the distortion the trainer and the latent search minimise. Everything else (quantizer,
+search, entropy coder, file format, trainer, bench) is shared.
+
+Optional members (a modality without them stays valid; read them through the helpers
+below): ``size_unit`` and ``size(signal) -> float``, how much signal an item holds in
+the unit speed is quoted per (seconds of audio, megapixels), so the bench can report
+"encode seconds per second of audio" instead of only seconds per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from unicomp.core.config import ModelConfig
+
+SideInfo = Mapping[str, int | float | str]
+
+
+class Networks(NamedTuple):
+    """The three networks of a model: x → z, ẑ → x̂, and the critic of x̂."""
+
+    encoder: nn.Module
+    generator: nn.Module
+    discriminator: nn.Module
+
+
+@runtime_checkable
+class Modality(Protocol):
+    """A kind of signal, registered through ``unicomp_register_modalities``."""
+
+    #: Unique name, stored in every .ucz header (e.g. "image").
+    name: str
+    #: File extensions it reads, lower case with the dot; the first is what it writes.
+    extensions: tuple[str, ...]
+    #: Unit of :meth:`rate` ("bpp", "kbps", ...).
+    rate_unit: str
+
+    def default_config(self) -> ModelConfig:
+        """Networks, quantizer, search and training settings that work out of the box."""
+        ...
+
+    def default_model(self, rate: str | None) -> str:
+        """Name of the model to use at operating point ``rate`` (None: the default one);
+        an unknown rate raises UsageError listing the known ones."""
+        ...
+
+    def load(self, path: Path) -> Any:
+        """Read a file into a signal; unusable files raise InputError."""
+        ...
+
+    def save(self, signal: Any, path: Path) -> None:
+        """Write a signal to exactly ``path`` (the caller handles atomic renames)."""
+        ...
+
+    def analysis(self, signal: Any) -> tuple[torch.Tensor, dict[str, int | float | str]]:
+        """Signal → model-space tensor x (channels, *extent) and the side info to undo it."""
+        ...
+
+    def synthesis(self, x: torch.Tensor, side_info: SideInfo) -> Any:
+        """Model-space tensor x̂ and side info → signal; bad side info raises FormatError."""
+        ...
+
+    def build_networks(self, network: Mapping[str, Any]) -> Networks:
+        """Build encoder, generator and discriminator from the ``network`` config."""
+        ...
+
+    def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-item differentiable distortion, shape (batch,): trained and searched on."""
+        ...
+
+    def metrics(self, reference: Any, decoded: Any) -> dict[str, float]:
+        """Quality of a decoded signal against its reference, as the field reports it."""
+        ...
+
+    def rate(self, bits: int, signal: Any) -> float:
+        """A bit count expressed in :attr:`rate_unit` for this signal."""
+        ...
+
+
+def size_unit(modality: Modality) -> str | None:
+    """The unit of the optional ``modality.size``, or None when the modality has none."""
+    unit = getattr(modality, "size_unit", None)
+    return unit if unit is not None and callable(getattr(modality, "size", None)) else None
+
+
+def signal_size(modality: Modality, signal: Any) -> float | None:
+    """How much signal ``signal`` holds, in :func:`size_unit` (None if it has no unit)."""
+    if size_unit(modality) is None:
+        return None
+    return float(modality.size(signal))
