@@ -248,8 +248,8 @@ def plugins(as_json: AsJson = False) -> None:
 @app.command()
 def models(as_json: AsJson = False) -> None:
     """List the models unicomp can find (bundled, installed, UNICOMP_MODEL_PATH)."""
+    from unicomp.core.catalog import available_models
     from unicomp.core.checkpoint import read_card
-    from unicomp.core.codec import available_models
     from unicomp.plugins.manager import get_registry
 
     rows = []
