@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from pathlib import Path
 
 import torch
 
 from unicomp.api import load_codec
-from unicomp.core import context_coding, entropy
+from unicomp.core import context_coding
 from unicomp.core.admm import project
+from unicomp.core.coders import CONTEXT, PER_CHANNEL
 from unicomp.core.entropy import EntropyTables, count_indices
-
-sys.path.insert(0, str(Path(__file__).parent))
-from default_model import CORPUS  # noqa: E402
+from unicomp.release.corpus import CORPUS
 
 
 def main() -> None:
@@ -37,26 +35,26 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="train folder (default: the corpus's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    recipe = importlib.import_module(f"train_{args.modality}").RECIPE
+    recipe = importlib.import_module(f"unicomp.release.{args.modality}").RECIPE
     codec = load_codec(args.model, args.modality)
     model = codec.model
     signals = recipe.calibration(args.data or CORPUS / args.modality / "train").signals
     with torch.no_grad():
         latents = [model.encoder(codec.modality.analysis(s)[0].unsqueeze(0)) for s in signals]
     centers, symbols = model.quantizer.centers.detach(), model.quantizer.num_centers
-    default = recipe.default_rate
     print(f"{model.name}: {len(signals)} train signals, fitted on the even, coded the odd")
     print(f"{'point':>10} {'per-channel':>12} {'context':>9}  saving  (bits per element)")
-    for label, weight in model.config.operating_points.items():
-        tables = model.tables if label == default else model.point_tables[label]
-        indices = [project(z, centers, tables.bits(), weight)[0] for z in latents]
+    for point in model.points:
+        bits, weight = point.search_tables.bits(), point.rate_weight
+        indices = [project(z, centers, bits, weight)[0] for z in latents]
         fit, coded = indices[0::2], indices[1::2]
         per_channel = EntropyTables.from_counts(sum(count_indices(q[None], symbols) for q in fit))
         contexts = context_coding.fit_tables(fit, symbols)
         elements = sum(q.numel() for q in coded)
-        plain = sum(8 * len(entropy.encode(q, per_channel)) for q in coded) / elements
-        conditioned = sum(8 * len(context_coding.encode(q, contexts)) for q in coded) / elements
-        print(f"{label:>10} {plain:12.4f} {conditioned:9.4f}  {1 - conditioned / plain:6.1%}")
+        plain = sum(8 * len(PER_CHANNEL.encode(q, per_channel)) for q in coded) / elements
+        conditioned = sum(8 * len(CONTEXT.encode(q, contexts)) for q in coded) / elements
+        saving = 1 - conditioned / plain
+        print(f"{point.label!s:>10} {plain:12.4f} {conditioned:9.4f}  {saving:6.1%}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Usage::
 
     python benchmarks/corpus.py [--out DIR] [--only speech|image] [--split train|evaluate]
 
-The output folder is ``--out``, else ``$UNICOMP_CORPUS``, else ``~/.cache/unicomp/corpus``.
+The output folder is ``--out``, else ``unicomp.release.corpus.CORPUS`` (``$UNICOMP_CORPUS``,
+else ``~/.cache/unicomp/corpus``), the folder every other script reads.
 Re-running is cheap: a source whose files are all in the manifest and on disk is skipped
 without downloading anything.
 
@@ -56,10 +57,10 @@ from PIL import Image
 
 from unicomp.atomic import write_bytes_atomic
 from unicomp.core.checkpoint import sha256_file
+from unicomp.release.corpus import CORPUS
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-DEFAULT_OUT = Path.home() / ".cache" / "unicomp" / "corpus"
 
 SPEECH_RATE = 16_000
 G722_SAMPLES_PER_BYTE = 2
@@ -608,15 +609,14 @@ def summarize(entries: dict[str, Entry], only: str | None, split: str | None) ->
 
 
 def output_dir(arg: str | None) -> Path:
-    """--out wins, then $UNICOMP_CORPUS, then the per-user cache folder."""
-    chosen = arg or os.environ.get("UNICOMP_CORPUS") or str(DEFAULT_OUT)
-    return Path(chosen).expanduser().resolve()
+    """--out wins, then the corpus folder every script reads."""
+    return Path(arg or CORPUS).expanduser().resolve()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command line described in the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help=f"output folder (default $UNICOMP_CORPUS or {DEFAULT_OUT})")
+    parser.add_argument("--out", help=f"output folder (default {CORPUS})")
     parser.add_argument("--only", choices=("speech", "image"), help="build one modality")
     parser.add_argument("--split", choices=("train", "evaluate"), help="build one split")
     return parser.parse_args(argv)

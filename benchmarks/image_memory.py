@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from corpus import DEFAULT_OUT as CORPUS
 from PIL import Image
+
+from unicomp.release.corpus import CORPUS
 
 SOURCE = CORPUS / "image" / "train" / "Garden.jpg"
 

@@ -6,8 +6,8 @@
 
 * image: a 768x512 photo (the TRAIN photo Garden.jpg scaled and centre-cropped to that
   size): encode at most 10 s, decode at most 1 s;
-* speech: a 10 s TRAIN clip (the first of ``train_speech.train_clips``, 16 kHz): encode
-  at most 2 s per second of audio, decode at least 20 times real time.
+* speech: a 10 s TRAIN clip (the first of ``unicomp.release.speech.train_clips``, 16 kHz):
+  encode at most 2 s per second of audio, decode at least 20 times real time.
 
 Each model codes at the modality's default rate (``--rate``), on one torch thread as
 everywhere here, once unmeasured first (lazy imports, JIT compilation and first
@@ -23,7 +23,6 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,10 +37,8 @@ from unicomp.modalities.image.modality import DEFAULT_RATE as IMAGE_RATE
 from unicomp.modalities.image.modality import ImageModality
 from unicomp.modalities.speech.modality import DEFAULT_RATE as SPEECH_RATE
 from unicomp.modalities.speech.modality import SpeechSignal
-
-sys.path.insert(0, str(Path(__file__).parent))
-from default_model import CORPUS  # noqa: E402
-from train_speech import train_clips  # noqa: E402
+from unicomp.release.corpus import CORPUS
+from unicomp.release.speech import train_clips
 
 PHOTO = CORPUS / "image" / "train" / "Garden.jpg"
 PHOTO_SIZE = (768, 512)
@@ -122,7 +119,7 @@ def time_case(modality: str, case: Case, model: str | None, rate: str | None) ->
     """
     wanted = rate or case.rate
     codec = load_codec(model, modality, wanted)
-    point = wanted if wanted in codec.model.config.operating_points else None
+    point = wanted if wanted in (p.label for p in codec.model.points) else None
     print(f"{codec.name} at {point or 'its default search'} on {case.describe}:", flush=True)
     signal = case.signal()
     codec.decode(codec.encode(signal, None, point)[0])

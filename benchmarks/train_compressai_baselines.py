@@ -36,7 +36,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from corpus import DEFAULT_OUT as CORPUS
 from safetensors.torch import save_file
 
 from unicomp.atomic import atomic_output
@@ -50,6 +49,7 @@ from unicomp.plugins.baselines.learned_image import (
     checkpoint_dir,
     checkpoint_stem,
 )
+from unicomp.release.corpus import CORPUS
 
 DEFAULT_DATA = CORPUS / "image" / "train"
 #: The MSE lambdas of CompressAI's zoo models, quality 1 to 8.

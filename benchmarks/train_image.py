@@ -4,94 +4,15 @@
         >> ~/.cache/unicomp/runs/image-v1.log 2>&1 &
     .venv/bin/python benchmarks/train_image.py --export   # any time after the soft phase
 
-Images the modality refuses (transparent ones) are left out and listed in the card.
-One torch thread: the machine is shared with other training runs.
-
-``--export`` calibrates one operating point per rate label (a rate-term weight for the
-latent search's entropy-constrained projection and entropy tables fitted to it) on the
-TRAIN images (never the evaluate ones) resized to typical photo size (long side 768 px),
-so that real .ucz files of a subset of them meet the label. Fixed tables could not do
-this: the cheapest of 8 nearly equiprobable centers costs ~2 bits, so no weight gets the
-trained tables below ~0.25 bpp. The command line is shared with train_speech.py
-(default_model.py).
+One torch thread: the machine is shared with other training runs. The recipe (which
+images, calibration at typical photo size) is unicomp/release/image.py; the command
+line, shared with train_speech.py, is unicomp/release/recipe.py.
 """
 
-from __future__ import annotations
-
 import sys
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-from default_model import Calibration, Recipe, main
-from PIL import Image
-
-from unicomp.core.data import CropDataset, find_files
-from unicomp.errors import InputError
-from unicomp.modalities.image.io import ImageSignal
-from unicomp.modalities.image.modality import DEFAULT_RATE, ImageModality
-
-#: Calibration images are resized so that their long side is at most this.
-TYPICAL_SIDE = 768
-#: How many train images the full-search correction encodes (spread over the set).
-CORRECTION_IMAGES = 4
-
-
-def training_set(folder: Path, crop: list[int]) -> tuple[CropDataset, dict[str, Any]]:
-    """Analysed training images, and a card entry naming those the modality refuses."""
-    modality = ImageModality()
-    tensors, excluded = [], []
-    for path in find_files(modality, folder):
-        try:
-            tensors.append(modality.analysis(modality.load(path))[0])
-        except InputError as error:
-            print(f"left out {path.name}: {error}", flush=True)
-            excluded.append(path.name)
-    dataset = CropDataset(tensors, crop)
-    return dataset, {"folder": str(folder), "items": len(dataset), "excluded": excluded}
-
-
-def typical_size(signal: ImageSignal) -> ImageSignal:
-    """The image shrunk (Lanczos) so that its long side is at most TYPICAL_SIDE."""
-    factor = TYPICAL_SIDE / max(signal.height, signal.width)
-    if factor >= 1:
-        return signal
-    size = (round(signal.width * factor), round(signal.height * factor))
-    image = Image.fromarray(signal.pixels.squeeze(2) if signal.channels == 1 else signal.pixels)
-    pixels = np.asarray(image.resize(size, Image.Resampling.LANCZOS))
-    return ImageSignal(pixels.reshape(size[1], size[0], -1), signal.mode)
-
-
-def typical_photos(modality: ImageModality, folder: Path) -> list[ImageSignal]:
-    """The images of ``folder`` the modality accepts, each at :func:`typical_size`: what
-    calibration and the search-settings sweep (tune_admm.py) code."""
-    signals = []
-    for path in find_files(modality, folder):
-        try:
-            signal = typical_size(modality.load(path))
-            modality.analysis(signal)
-        except InputError:
-            continue
-        signals.append(signal)
-    return signals
-
-
-def calibration(folder: Path) -> Calibration:
-    """Every accepted train photo at typical size; a spread-out few are encoded in full."""
-    signals = typical_photos(ImageModality(), folder)
-    measured = signals[:: max(1, len(signals) // CORRECTION_IMAGES)][:CORRECTION_IMAGES]
-    data = f"{folder} ({len(signals)} images, long side <= {TYPICAL_SIDE} px)"
-    return Calibration(signals, measured, data)
-
-
-RECIPE = Recipe(
-    modality=ImageModality(),
-    script="benchmarks/train_image.py",
-    default_rate=DEFAULT_RATE,
-    training_set=training_set,
-    calibration=calibration,
-    rate_key="mean_bpp",
-)
+from unicomp.release.image import RECIPE
+from unicomp.release.recipe import main
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

@@ -13,7 +13,7 @@ modality's ``default_config()`` records the setting chosen and why.
 Run it on TRAIN data only (the default): settings are chosen there, never on the
 evaluate sets ``unicomp bench`` reports on. Images are coded at typical photo size
 (long side 768 px) as calibration codes them; speech as the 10 s train clips
-``benchmarks/train_speech.py`` calibrates on (half of them 8 kHz copies). Without
+``unicomp/release/speech.py`` calibrates on (half of them 8 kHz copies). Without
 ``--point`` the search runs at the model's default operating point.
 """
 
@@ -34,11 +34,9 @@ from unicomp.core.codec import Codec
 from unicomp.core.config import merge
 from unicomp.modalities.image.io import ImageSignal
 from unicomp.modalities.image.modality import ImageModality
-
-sys.path.insert(0, str(Path(__file__).parent))
-from default_model import CORPUS  # noqa: E402
-from train_image import typical_photos  # noqa: E402
-from train_speech import train_clips  # noqa: E402
+from unicomp.release.corpus import CORPUS
+from unicomp.release.image import typical_photos
+from unicomp.release.speech import train_clips
 
 #: Overrides of the model's AdmmConfig compared per modality ({} is the model's own).
 SETTINGS: dict[str, tuple[dict[str, Any], ...]] = {

@@ -1,17 +1,16 @@
-"""The command line that trains and releases default models (benchmarks/default_model.py),
+"""The command line that trains and releases default models (unicomp/release/recipe.py),
 driven with a short sensor recipe: train, resume, export with calibrated operating points."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from conftest import ROOT, tiny_config
+from conftest import tiny_config
 from safetensors.torch import load_file
 from unicomp_sensor.modality import SensorModality
 
@@ -20,9 +19,7 @@ from unicomp.core.checkpoint import load_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import CropDataset, find_files
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from default_model import Calibration, Recipe, main  # noqa: E402
+from unicomp.release.recipe import Calibration, Recipe, main
 
 
 class ShortSensor(SensorModality):
@@ -33,7 +30,7 @@ class ShortSensor(SensorModality):
 
     def default_config(self) -> ModelConfig:
         config = tiny_config(SensorModality())
-        return dataclasses.replace(config, operating_points=dict.fromkeys(self.labels, 0.0))
+        return dataclasses.replace(config, rates=list(self.labels))
 
 
 def sensor_recipe(modality: ShortSensor) -> Recipe:
@@ -90,7 +87,8 @@ def test_train_resume_and_export_a_default_model(
     tuning = calibration["generator_tuning"]
     assert tuning["steps"] == 100 and tuning["crops"] == "16 training signals, crops of [256]"
     assert set(tuning["tuned_points"]) == set(labels)
-    assert released["point_generators"] == sorted(set(tuning["tuned_points"]) - {labels[0]})
+    own = [b["label"] for b in released["operating_points"] if b["generator"] != "generator"]
+    assert own == sorted(set(tuning["tuned_points"]) - {labels[0]})
     # Released weights are float16 values, stored as such (half the size).
     stored = load_file(weights / released["weights"]["file"])
     networks = [t for key, t in stored.items() if not key.startswith("quantizer.")]

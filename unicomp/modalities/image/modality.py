@@ -53,7 +53,7 @@ MS_SSIM_MIN_SIDE = 16 * (SSIM_WINDOW - 1) + 1
 SIMILARITY_WINDOW = 1024
 
 #: The bundled model; it serves every rate label as an operating point with its own
-#: rate-term weight and entropy tables (see benchmarks/train_image.py).
+#: rate-term weight and entropy tables (see unicomp/release/image.py).
 DEFAULT_MODEL = "image-v1"
 RATES = ("0.06bpp", "0.12bpp", "0.25bpp")
 DEFAULT_RATE = "0.12bpp"

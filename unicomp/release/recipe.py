@@ -1,4 +1,4 @@
-"""The one command line behind train_image.py and train_speech.py.
+"""The one command line behind benchmarks/train_image.py and train_speech.py.
 
 A default model is made the same way for every modality: train resumably on the
 corpus's train split (fixed seed; the batch of every step is a pure function of
@@ -6,7 +6,7 @@ corpus's train split (fixed seed; the batch of every step is a pure function of
 ``--export`` calibrates the run's latest model's operating points on TRAIN signals
 (core/calibration.py) and writes weights and card into ``unicomp/weights``. What
 differs per modality — how the training set and the calibration signals are made —
-is a :class:`Recipe`.
+is a :class:`Recipe` (image.py, speech.py).
 """
 
 from __future__ import annotations
@@ -20,19 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from corpus import DEFAULT_OUT as CORPUS
+from torch import nn
 
 from unicomp.core.calibration import calibrate_points
-from unicomp.core.checkpoint import load_model, round_to_half, save_model
+from unicomp.core.checkpoint import Model, load_model, round_to_half, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import load_overrides, merge
 from unicomp.core.data import CropDataset
 from unicomp.core.point_tuning import GeneratorTuning
 from unicomp.core.trainer import Trainer, print_every
 from unicomp.modalities.base import Modality
+from unicomp.release.corpus import CORPUS
+from unicomp.weights import BUNDLED_DIR
 
 RUNS = Path.home() / ".cache" / "unicomp" / "runs"
-WEIGHTS = Path(__file__).resolve().parents[1] / "unicomp" / "weights"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +76,9 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
     quantized_from = model.config.train.float_steps + model.config.train.soft_steps
     if steps <= quantized_from:
         raise SystemExit(f"model at step {steps} has no index statistics before {quantized_from}")
-    model.config = dataclasses.replace(
-        model.config, admm=defaults.admm, operating_points=defaults.operating_points
-    )
-    for module in (model.encoder, model.generator):
+    model.config = dataclasses.replace(model.config, admm=defaults.admm, rates=defaults.rates)
+    training_generator = model.point().generator
+    for module in (model.encoder, training_generator):
         round_to_half(module)
     material = recipe.calibration(data)
     crops, _ = recipe.training_set(data, model.config.train.crop)
@@ -86,7 +86,7 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
         crops, recipe.tuning_steps, model.config.train.batch_size, half_precision=True
     )
     print(f"calibrating on {len(material.signals)} train signals", flush=True)
-    codec, training_generator = Codec(recipe.modality, model), model.generator
+    codec = Codec(recipe.modality, model)
     reached = calibrate_points(
         codec, material.signals, material.measured, recipe.default_rate, tuning=tuning
     )
@@ -101,15 +101,22 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
             "steps": tuning.steps,
             "batch_size": tuning.batch_size,
             "learning_rate": tuning.learning_rate,
-            "tuned_points": sorted(
-                [*model.point_generators, recipe.default_rate]
-                if model.generator is not training_generator
-                else model.point_generators
-            ),
+            "tuned_points": _tuned_points(codec.model, training_generator),
         },
         recipe.rate_key: {label: round(rate, 4) for label, rate in reached.items()},
     }
     return save_model(codec.model, dest, {"calibration": calibration})
+
+
+def _tuned_points(model: Model, training_generator: nn.Module) -> list[str]:
+    """Labels of the points that decode with a generator tuned for them: the default
+    if its generator is not the training one, any other if it is not the default's."""
+    default = model.point()
+    return sorted(
+        str(point.label)
+        for point in model.points
+        if point.generator is not (training_generator if point is default else default.generator)
+    )
 
 
 def main(recipe: Recipe, argv: list[str] | None = None) -> int:
@@ -127,7 +134,7 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--export", action="store_true", help="calibrate the run's model into --weights"
     )
-    parser.add_argument("--weights", type=Path, default=WEIGHTS, help="export folder")
+    parser.add_argument("--weights", type=Path, default=BUNDLED_DIR, help="export folder")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
