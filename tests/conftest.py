@@ -32,9 +32,11 @@ from unicomp_sensor.synthetic import synthetic_reading  # noqa: E402
 
 from unicomp.cli import main  # noqa: E402
 from unicomp.core.checkpoint import Model, save_model  # noqa: E402
+from unicomp.core.coders import CONTEXT, PER_CHANNEL  # noqa: E402
 from unicomp.core.config import ModelConfig, merge  # noqa: E402
 from unicomp.core.context_coding import context_count  # noqa: E402
 from unicomp.core.entropy import EntropyTables  # noqa: E402
+from unicomp.core.points import OperatingPoint  # noqa: E402
 from unicomp.core.quantizer import Quantizer  # noqa: E402
 from unicomp.core.trainer import train  # noqa: E402
 from unicomp.modalities.base import Modality  # noqa: E402
@@ -114,19 +116,14 @@ def random_model(modality: Modality, folder: Path, seed: int = 0) -> Path:
     def tables(rows: int) -> EntropyTables:
         return EntropyTables.from_counts(torch.rand(rows, symbols, dtype=torch.float64) ** 4)
 
-    points = {label: tables(channels) for label in config.operating_points}
+    default = tables(channels)
+    points = [OperatingPoint(None, 0.0, default, PER_CHANNEL, default, generator)]
     rows = channels * context_count(symbols, len(config.train.crop))
-    contexts = {label: tables(rows) for label in points}
-    quantizer = Quantizer(config.quantizer)
-    model = Model(
-        config,
-        encoder,
-        generator,
-        quantizer,
-        tables(channels),
-        point_tables=points,
-        context_tables=contexts,
-    )
+    for label in config.rates:
+        points.append(
+            OperatingPoint(label, 0.0, tables(channels), CONTEXT, tables(rows), generator)
+        )
+    model = Model(config, encoder, Quantizer(config.quantizer), points)
     return save_model(model, folder)
 
 

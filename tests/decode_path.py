@@ -48,7 +48,7 @@ class DecodePath:
             return type(error).__name__
         assert indices.dtype == torch.int64 and tuple(indices.shape) == header.latent_shape
         assert len(header.latent_shape) == codec.latent_rank
-        assert 0 <= int(indices.min()) <= int(indices.max()) < codec.model.tables.num_symbols
+        assert 0 <= int(indices.min()) <= int(indices.max()) < codec.model.quantizer.num_centers
         return "decoded"
 
     def info(self, data: bytes) -> None:
@@ -86,7 +86,7 @@ def seed_files(codec: Codec) -> list[bytes]:
             SpeechSignal(0.1 * rng.standard_normal((6000, 2)).astype(np.float32), 8000),
         ],
     }[codec.modality.name]()
-    points = [None, *codec.model.point_tables]
+    points = [point.label for point in codec.model.points]
     encode = codec.encode
     return [encode(s, admm_iterations=0, operating_point=p)[0] for s in signals for p in points]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from unicomp.core import context_coding
 from unicomp.core.admm import admm_search, backprop_then_project, project
 from unicomp.core.checkpoint import load_model
+from unicomp.core.coders import CONTEXT
 from unicomp.core.config import AdmmConfig
 from unicomp.core.rate_control import (
     bits_per_element,
@@ -33,11 +33,18 @@ def test_admm_beats_encoder_output_and_backprop_then_projection(sensor, searched
     model, x, z0 = searched
     config = AdmmConfig(iterations=30, inner_steps=4, patience=1000)
     encoder_only = admm_search(
-        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=0)
+        model.point().generator,
+        sensor.distortion,
+        x,
+        z0,
+        quantizer=model.quantizer,
+        config=AdmmConfig(iterations=0),
     )
-    admm = admm_search(model.generator, sensor.distortion, x, z0, model.quantizer, config)
+    admm = admm_search(
+        model.point().generator, sensor.distortion, x, z0, quantizer=model.quantizer, config=config
+    )
     naive = backprop_then_project(
-        model.generator,
+        model.point().generator,
         sensor.distortion,
         x,
         z0,
@@ -54,23 +61,28 @@ def test_admm_beats_encoder_output_and_backprop_then_projection(sensor, searched
     assert d_admm < 0.9 * d_encoder
     assert d_admm < 0.95 * d_naive
     # Every transmitted value sits on a center and is scored on exactly those centers.
-    decoded = model.generator(model.quantizer.dequantize(admm.indices))
+    decoded = model.point().generator(model.quantizer.dequantize(admm.indices))
     assert torch.allclose(sensor.distortion(decoded, x), admm.distortion, rtol=1e-4)
 
 
 def test_search_never_returns_worse_than_the_encoder_output(sensor, searched) -> None:
     model, x, z0 = searched
     start = admm_search(
-        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=0)
+        model.point().generator,
+        sensor.distortion,
+        x,
+        z0,
+        quantizer=model.quantizer,
+        config=AdmmConfig(iterations=0),
     )
     for rho in (1e-3, 0.2, 50.0):
         result = admm_search(
-            model.generator,
+            model.point().generator,
             sensor.distortion,
             x,
             z0,
-            model.quantizer,
-            AdmmConfig(iterations=5, rho=rho),
+            quantizer=model.quantizer,
+            config=AdmmConfig(iterations=5, rho=rho),
         )
         assert (result.distortion <= start.distortion).all()
 
@@ -78,21 +90,29 @@ def test_search_never_returns_worse_than_the_encoder_output(sensor, searched) ->
 def test_rate_weight_trades_distortion_for_bits(sensor, searched) -> None:
     model, x, z0 = searched
     centers = model.quantizer.centers.detach()
-    free_rate = bits_per_element([z0], centers, model.tables, 0.0)
-    weight, tables = find_operating_point([z0], centers, model.tables, 0.5 * free_rate)
+    free_rate = bits_per_element([z0], centers, model.point().search_tables, 0.0)
+    weight, tables = find_operating_point(
+        [z0], centers, model.point().search_tables, 0.5 * free_rate
+    )
     assert bits_per_element([z0], centers, tables, weight) == pytest.approx(
         0.5 * free_rate, rel=0.1
     )
 
     def search(rate_weight: float, point_tables):
-        config = AdmmConfig(iterations=10, rate_weight=rate_weight)
         result = admm_search(
-            model.generator, sensor.distortion, x, z0, model.quantizer, config, point_tables.bits()
+            model.point().generator,
+            sensor.distortion,
+            x,
+            z0,
+            quantizer=model.quantizer,
+            config=AdmmConfig(iterations=10),
+            rate_weight=rate_weight,
+            bits=point_tables.bits(),
         )
         cost = sum(point_tables.estimate_bits(item) for item in result.indices)
         return cost / z0.numel(), float(result.distortion.mean())
 
-    rate_free, distortion_free = search(0.0, model.tables)
+    rate_free, distortion_free = search(0.0, model.point().search_tables)
     rate_half, distortion_half = search(weight, tables)
     assert rate_half < 0.6 * rate_free
     assert distortion_half > distortion_free
@@ -104,8 +124,10 @@ def test_operating_point_never_costs_more_than_its_target(searched, fraction: fl
     returned is the cheapest-distortion one that meets the target."""
     model, _, z0 = searched
     centers = model.quantizer.centers.detach()
-    target = fraction * bits_per_element([z0], centers, model.tables, 0.0)
-    weight, tables = find_operating_point([z0], centers, model.tables, target, search_steps=6)
+    target = fraction * bits_per_element([z0], centers, model.point().search_tables, 0.0)
+    weight, tables = find_operating_point(
+        [z0], centers, model.point().search_tables, target, search_steps=6
+    )
     assert bits_per_element([z0], centers, tables, weight) <= target
 
 
@@ -114,24 +136,26 @@ def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched, co
     """The best iterate is judged by distortion plus the bits its coder will spend."""
     model, x, z0 = searched
     centers = model.quantizer.centers.detach()
-    free_rate = bits_per_element([z0], centers, model.tables, 0.0)
-    weight, tables = find_operating_point([z0], centers, model.tables, 0.5 * free_rate)
+    free_rate = bits_per_element([z0], centers, model.point().search_tables, 0.0)
+    weight, tables = find_operating_point(
+        [z0], centers, model.point().search_tables, 0.5 * free_rate
+    )
     if coder == "context":
         contexts = fit_point_context_tables([z0], centers, tables, weight)
-        rate = functools.partial(context_coding.bits_per_element, tables=contexts)
+        rate = functools.partial(CONTEXT.bits_per_element, tables=contexts)
     else:
         rate = None
 
     def search(iterations: int):
-        config = AdmmConfig(iterations=iterations, rate_weight=weight)
         return admm_search(
-            model.generator,
+            model.point().generator,
             sensor.distortion,
             x,
             z0,
-            model.quantizer,
-            config,
-            tables.bits(),
+            quantizer=model.quantizer,
+            config=AdmmConfig(iterations=iterations),
+            rate_weight=weight,
+            bits=tables.bits(),
             rate=rate,
         )
 
@@ -142,7 +166,7 @@ def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched, co
 
     def cost(result) -> torch.Tensor:
         if coder == "context":
-            bits = torch.tensor([context_coding.estimate_bits(q, contexts) for q in result.indices])
+            bits = torch.tensor([CONTEXT.estimate_bits(q, contexts) for q in result.indices])
         else:
             bits = torch.tensor([tables.estimate_bits(item) for item in result.indices])
         return result.distortion + price * bits / z0[0].numel()
@@ -154,7 +178,12 @@ def test_search_at_a_point_prices_bits_in_signal_distortion(sensor, searched, co
 def test_zero_iterations_is_plain_projection(sensor, searched) -> None:
     model, x, z0 = searched
     result = admm_search(
-        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=0)
+        model.point().generator,
+        sensor.distortion,
+        x,
+        z0,
+        quantizer=model.quantizer,
+        config=AdmmConfig(iterations=0),
     )
     assert torch.equal(result.indices, project(z0, model.quantizer.centers.detach()))
     assert result.iterations == 0
@@ -163,25 +192,30 @@ def test_zero_iterations_is_plain_projection(sensor, searched) -> None:
 def test_time_budget_stops_the_search(sensor, searched) -> None:
     model, x, z0 = searched
     result = admm_search(
-        model.generator,
+        model.point().generator,
         sensor.distortion,
         x,
         z0,
-        model.quantizer,
-        AdmmConfig(iterations=10_000, patience=10_000, time_budget=0.0),
+        quantizer=model.quantizer,
+        config=AdmmConfig(iterations=10_000, patience=10_000, time_budget=0.0),
     )
     assert result.iterations == 1
 
 
 def test_generator_is_left_as_it_was(sensor, searched) -> None:
     model, x, z0 = searched
-    model.generator.train()
-    before = {k: v.clone() for k, v in model.generator.state_dict().items()}
+    model.point().generator.train()
+    before = {k: v.clone() for k, v in model.point().generator.state_dict().items()}
     admm_search(
-        model.generator, sensor.distortion, x, z0, model.quantizer, AdmmConfig(iterations=3)
+        model.point().generator,
+        sensor.distortion,
+        x,
+        z0,
+        quantizer=model.quantizer,
+        config=AdmmConfig(iterations=3),
     )
-    assert model.generator.training
-    assert all(p.requires_grad for p in model.generator.parameters())
-    after = model.generator.state_dict()
+    assert model.point().generator.training
+    assert all(p.requires_grad for p in model.point().generator.parameters())
+    after = model.point().generator.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    model.generator.eval()
+    model.point().generator.eval()

@@ -20,8 +20,10 @@ from unicomp_sensor.modality import SensorModality
 from unicomp.bench.run import available_names, run_bench
 from unicomp.cli import app
 from unicomp.core.checkpoint import Model, save_model
+from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.config import merge
 from unicomp.core.entropy import EntropyTables
+from unicomp.core.points import OperatingPoint
 from unicomp.core.quantizer import Quantizer
 from unicomp.errors import UsageError
 from unicomp.plugins.manager import Registry
@@ -105,11 +107,15 @@ def test_a_missing_tool_is_reported_with_its_package_and_nothing_fails(
 def sensor_card(sensor: SensorModality, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sensor model with two operating points; random weights are enough to bench it."""
     torch.manual_seed(0)
-    config = merge(sensor.default_config(), {"operating_points": {"4bits": 0.05, "1bits": 1.0}})
+    config = merge(sensor.default_config(), {"rates": ["4bits", "1bits"]})
     encoder, generator, _ = sensor.build_networks(config.network)
     channels = config.network["latent_channels"]
     tables = EntropyTables.uniform(channels, config.quantizer.num_centers)
-    model = Model(config, encoder, generator, Quantizer(config.quantizer), tables)
+    points = [
+        OperatingPoint(label, weight, tables, PER_CHANNEL, tables, generator)
+        for label, weight in (("4bits", 0.05), ("1bits", 1.0))
+    ]
+    model = Model(config, encoder, Quantizer(config.quantizer), points)
     return save_model(model, tmp_path_factory.mktemp("sensor-model"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,23 +34,21 @@ def test_calibrated_points_meet_their_labels_in_real_files(
     free = measure(codec, signals, None).rate
     unit = sensor.rate_unit
     labels = [f"{0.7 * free:.3f}{unit}", f"{0.45 * free:.3f}{unit}"]
-    codec.model.config = dataclasses.replace(
-        codec.model.config, operating_points=dict.fromkeys(labels, 0.0)
-    )
+    codec.model.config = dataclasses.replace(codec.model.config, rates=labels)
 
     reached = calibrate_points(codec, signals, signals[:3], labels[0])
 
     for label in labels:
         target = label_rate(label, unit)
         assert 0.8 * target <= reached[label] <= target
-    weights = codec.model.config.operating_points
-    assert 0 < weights[labels[0]] < weights[labels[1]]
+    model = codec.model
+    assert [point.label for point in model.points] == labels  # the training point is gone
+    assert 0 < model.point(labels[0]).rate_weight < model.point(labels[1]).rate_weight
     # The default point is what a file coded without naming one gets, byte for byte.
-    assert codec.model.config.admm.rate_weight == weights[labels[0]]
-    assert set(codec.model.point_tables) == {labels[1]}
+    assert model.point() is model.point(labels[0])
     assert codec.encode(signals[0])[0] == codec.encode(signals[0], operating_point=labels[0])[0]
     # Every point codes with tables conditioned on neighbouring indices.
-    assert set(codec.model.context_tables) == {"", labels[1]}
+    assert {point.coder.name for point in model.points} == {"rans16ctx"}
     header = container.unpack(codec.encode(signals[1], operating_point=labels[1])[0])[0]
     assert header.coder == f"rans16ctx:{labels[1]}"
     # Saved and loaded, the low point still decodes to what it encoded.
@@ -70,29 +69,33 @@ def test_tuned_points_decode_better_with_their_own_generators(
     codecs, training_generators = {}, {}
     for tuned in (False, True):
         codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
-        training_generators[tuned] = codec.model.generator
+        training_generators[tuned] = codec.model.point().generator
         free = measure(codec, signals, None).rate
         labels = [f"{0.7 * free:.3f}bits/sample", f"{0.5 * free:.3f}bits/sample"]
-        codec.model.config = dataclasses.replace(
-            codec.model.config, operating_points=dict.fromkeys(labels, 0.0)
-        )
+        codec.model.config = dataclasses.replace(codec.model.config, rates=labels)
         calibrate_points(codec, signals, signals[:3], labels[0], tuning=tuning if tuned else None)
         codecs[tuned] = codec
 
     tuned = codecs[True]
-    assert set(tuned.model.point_generators) == {labels[1]}
+    generators = {point.label: point.generator for point in tuned.model.points}
+    assert len({id(generator) for generator in generators.values()}) == 2
     # The default point's own tuned generator replaced the training one, a tuned copy.
     training = training_generators[True].state_dict()
-    default = tuned.model.generator.state_dict()
-    assert tuned.model.generator is not training_generators[True]
+    default = generators[labels[0]].state_dict()
+    assert generators[labels[0]] is not training_generators[True]
     assert default.keys() == training.keys()
     assert any(not torch.equal(default[key], training[key]) for key in training)
     for label in labels:
         snr = {t: mean_snr(sensor, c, signals, label) for t, c in codecs.items()}
         assert snr[True] > snr[False] + 0.5, (label, snr)
     # Saved and loaded, every point decodes through its own generator, bit for bit.
-    reloaded = Codec(sensor, load_model(save_model(tuned.model, tmp_path), sensor.build_networks))
-    assert set(reloaded.model.point_generators) == {labels[1]}
+    card = save_model(tuned.model, tmp_path)
+    reloaded = Codec(sensor, load_model(card, sensor.build_networks))
+    blocks = json.loads(card.read_text())["operating_points"]
+    assert [block["generator"] for block in blocks] == [
+        "generator",
+        f"point_generators.{labels[1]}",
+    ]
     for label in labels:
         data = tuned.encode(signals[0], operating_point=label)[0]
         assert np.array_equal(reloaded.decode(data).values, tuned.decode(data).values)

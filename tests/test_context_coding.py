@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unicomp.core import context_coding, entropy
+from unicomp.core.coders import CONTEXT, PER_CHANNEL
 from unicomp.core.entropy import EntropyTables, count_indices
 from unicomp.errors import FormatError
 
@@ -46,8 +47,8 @@ def test_round_trip_is_bit_exact_in_any_shape(
 ) -> None:
     indices = smooth_indices(tuple(shape), k, keep, seed)
     tables = context_coding.fit_tables([smooth_indices(tuple(shape), k, keep, seed + 1)], k)
-    payload = context_coding.encode(indices, tables)
-    assert torch.equal(context_coding.decode(payload, tuple(shape), tables), indices)
+    payload = CONTEXT.encode(indices, tables)
+    assert torch.equal(CONTEXT.decode(payload, tuple(shape), tables), indices)
 
 
 def test_smooth_latents_cost_far_less_than_with_per_channel_tables() -> None:
@@ -56,12 +57,12 @@ def test_smooth_latents_cost_far_less_than_with_per_channel_tables() -> None:
     test = smooth_indices(shape, 8, 0.8, seed=9)
     per_channel = EntropyTables.from_counts(sum(count_indices(t[None], 8) for t in training))
     contexts = context_coding.fit_tables(training, 8)
-    plain = len(entropy.encode(test, per_channel))
-    coded = context_coding.encode(test, contexts)
+    plain = len(PER_CHANNEL.encode(test, per_channel))
+    coded = CONTEXT.encode(test, contexts)
     assert len(coded) < 0.6 * plain
-    estimate = context_coding.estimate_bits(test, contexts)
+    estimate = CONTEXT.estimate_bits(test, contexts)
     assert estimate <= 8 * len(coded) <= 1.02 * estimate + 64  # rANS flush
-    assert torch.equal(context_coding.decode(coded, shape, contexts), test)
+    assert torch.equal(CONTEXT.decode(coded, shape, contexts), test)
 
 
 def test_contexts_unseen_in_fitting_code_like_their_channel() -> None:
@@ -79,7 +80,7 @@ def test_decoding_garbage_returns_valid_indices_or_a_format_error(
 ) -> None:
     tables = context_coding.fit_tables([smooth_indices((2, 3, 7), 4, 0.7)], 4)
     try:
-        decoded = context_coding.decode(payload, (2, 3, width), tables)
+        decoded = CONTEXT.decode(payload, (2, 3, width), tables)
     except FormatError:
         return
     assert decoded.shape == (2, 3, width)
@@ -88,12 +89,12 @@ def test_decoding_garbage_returns_valid_indices_or_a_format_error(
 
 def test_a_latent_its_payload_cannot_hold_is_refused() -> None:
     tables = context_coding.fit_tables([smooth_indices((2, 8, 8), 4, 0.9)], 4)
-    payload = context_coding.encode(torch.zeros(2, 8, 8, dtype=torch.int64), tables)
+    payload = CONTEXT.encode(torch.zeros(2, 8, 8, dtype=torch.int64), tables)
     with pytest.raises(FormatError, match="cannot hold"):
-        context_coding.decode(payload, (2, 8, 100_000), tables)
+        CONTEXT.decode(payload, (2, 8, 100_000), tables)
 
 
 def test_tables_of_another_latent_rank_are_refused() -> None:
     tables = context_coding.fit_tables([smooth_indices((2, 8, 8), 4, 0.9)], 4)
     with pytest.raises(FormatError, match="does not match context tables"):
-        context_coding.decode(b"\0" * 8, (2, 8), tables)
+        CONTEXT.decode(b"\0" * 8, (2, 8), tables)

@@ -30,7 +30,7 @@ class ShortSensor(SensorModality):
 
     def default_config(self) -> ModelConfig:
         config = tiny_config(SensorModality())
-        return dataclasses.replace(config, operating_points=dict.fromkeys(self.labels, 0.0))
+        return dataclasses.replace(config, rates=list(self.labels))
 
 
 def sensor_recipe(modality: ShortSensor) -> Recipe:
@@ -87,7 +87,8 @@ def test_train_resume_and_export_a_default_model(
     tuning = calibration["generator_tuning"]
     assert tuning["steps"] == 100 and tuning["crops"] == "16 training signals, crops of [256]"
     assert set(tuning["tuned_points"]) == set(labels)
-    assert released["point_generators"] == sorted(set(tuning["tuned_points"]) - {labels[0]})
+    own = [b["label"] for b in released["operating_points"] if b["generator"] != "generator"]
+    assert own == sorted(set(tuning["tuned_points"]) - {labels[0]})
     # Released weights are float16 values, stored as such (half the size).
     stored = load_file(weights / released["weights"]["file"])
     networks = [t for key, t in stored.items() if not key.startswith("quantizer.")]

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unicomp.core import entropy
+from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.entropy import TOTAL, EntropyTables
 from unicomp.errors import FormatError, ModelError
 
@@ -41,8 +41,8 @@ def test_round_trip_is_bit_exact() -> None:
     tables = EntropyTables.from_counts(
         torch.stack([torch.bincount(row, minlength=16) for row in indices]).double()
     )
-    payload = entropy.encode(indices.reshape(4, 50, 100), tables)
-    decoded = entropy.decode(payload, (4, 50, 100), tables)
+    payload = PER_CHANNEL.encode(indices.reshape(4, 50, 100), tables)
+    decoded = PER_CHANNEL.decode(payload, (4, 50, 100), tables)
     assert torch.equal(decoded, indices.reshape(4, 50, 100))
 
 
@@ -51,7 +51,7 @@ def test_code_length_is_within_two_percent_of_the_estimate() -> None:
     tables = EntropyTables.from_counts(
         torch.stack([torch.bincount(row, minlength=16) for row in indices]).double()
     )
-    payload = entropy.encode(indices, tables)
+    payload = PER_CHANNEL.encode(indices, tables)
     estimate = tables.estimate_bits(indices)
     assert 8 * len(payload) <= 1.02 * estimate
     assert 8 * len(payload) >= estimate - 64  # cannot beat the entropy by more than the flush
@@ -62,7 +62,7 @@ def test_skewed_indices_beat_the_fixed_length_code() -> None:
     tables = EntropyTables.from_counts(
         torch.stack([torch.bincount(row, minlength=16) for row in indices]).double()
     )
-    payload_bits = 8 * len(entropy.encode(indices, tables))
+    payload_bits = 8 * len(PER_CHANNEL.encode(indices, tables))
     assert payload_bits < 0.8 * tables.fixed_length_bits(indices.numel())
     assert tables.fixed_length_bits(indices.numel()) == indices.numel() * math.log2(16)
 
@@ -70,7 +70,8 @@ def test_skewed_indices_beat_the_fixed_length_code() -> None:
 def test_symbols_unseen_in_training_stay_codable() -> None:
     tables = EntropyTables.from_counts(torch.tensor([[100.0, 0.0, 0.0, 0.0]]))
     indices = torch.tensor([[3, 2, 1, 0, 3]])
-    assert torch.equal(entropy.decode(entropy.encode(indices, tables), (1, 5), tables), indices)
+    payload = PER_CHANNEL.encode(indices, tables)
+    assert torch.equal(PER_CHANNEL.decode(payload, (1, 5), tables), indices)
 
 
 def test_bits_table_matches_the_frequencies() -> None:
@@ -86,7 +87,7 @@ def test_decoding_garbage_returns_valid_indices_or_a_format_error(
 ) -> None:
     tables = EntropyTables.from_counts(torch.tensor([[5.0, 1.0, 1.0, 9.0], [1.0, 1.0, 1.0, 1.0]]))
     try:
-        decoded = entropy.decode(payload, (2, count), tables)
+        decoded = PER_CHANNEL.decode(payload, (2, count), tables)
     except FormatError:
         return
     assert decoded.shape == (2, count)
@@ -115,18 +116,18 @@ def test_the_payload_bound_never_refuses_a_real_stream(
         indices = freq.argmax(dim=1, keepdim=True).expand(channels, count).contiguous()
     else:
         indices = torch.multinomial(freq, count, replacement=True, generator=generator)
-    payload = entropy.encode(indices, tables)
-    assert torch.equal(entropy.decode(payload, tuple(indices.shape), tables), indices)
+    payload = PER_CHANNEL.encode(indices, tables)
+    assert torch.equal(PER_CHANNEL.decode(payload, tuple(indices.shape), tables), indices)
 
 
 def test_a_latent_its_payload_cannot_hold_is_refused() -> None:
     tables = EntropyTables.uniform(2, 8)
-    payload = entropy.encode(torch.zeros(2, 100, dtype=torch.int64), tables)
+    payload = PER_CHANNEL.encode(torch.zeros(2, 100, dtype=torch.int64), tables)
     with pytest.raises(FormatError, match="cannot hold 200 elements per channel"):
-        entropy.decode(payload, (2, 200), tables)
+        PER_CHANNEL.decode(payload, (2, 200), tables)
     for cut in (payload[:-1], payload[:4], b""):
         with pytest.raises(FormatError, match="is not a rANS stream"):
-            entropy.decode(cut, (2, 100), tables)
+            PER_CHANNEL.decode(cut, (2, 100), tables)
 
 
 @pytest.mark.parametrize("count", range(1, 8))
@@ -134,8 +135,8 @@ def test_tiny_latents_encode_without_overrunning_the_coder(count: int) -> None:
     tables = EntropyTables(((1, TOTAL - 1),))  # symbol 0 costs 16 bits: the most words
     indices = torch.zeros(1, count, dtype=torch.int64)
     for _ in range(50):
-        payload = entropy.encode(indices, tables)
-        assert torch.equal(entropy.decode(payload, (1, count), tables), indices)
+        payload = PER_CHANNEL.encode(indices, tables)
+        assert torch.equal(PER_CHANNEL.decode(payload, (1, count), tables), indices)
 
 
 def test_invalid_tables_are_refused() -> None:

@@ -33,14 +33,16 @@ def test_a_full_run_exports_a_model_with_centers_and_tables(sensor, sensor_model
     assert card["centers"] == [float(c) for c in model.quantizer.centers.detach()]
     # k-means spread the centers over the latent range; the tables reflect real usage.
     assert len(set(card["centers"])) == model.quantizer.num_centers
+    [point] = model.points  # one point, no rate term, until a release calibrates more
+    tables = point.search_tables
+    assert point.label is None and point.rate_weight == 0.0
     assert (
-        model.tables.frequencies
-        != type(model.tables).uniform(model.tables.channels, model.tables.num_symbols).frequencies
+        tables.frequencies != type(tables).uniform(tables.channels, tables.num_symbols).frequencies
     )
     # The same hard-phase indices, counted by context, give the coder its tables.
     contexts = context_count(model.quantizer.num_centers, len(model.config.train.crop))
-    assert set(model.context_tables) == {""}
-    assert model.context_tables[""].channels == model.tables.channels * contexts
+    assert point.coder.name == "rans16ctx"
+    assert point.coder_tables.channels == tables.channels * contexts
 
 
 def test_phases_losses_and_checkpoints_are_logged(

@@ -54,8 +54,7 @@ def load_codec(
 
     ``model`` is a name (bundled, installed or in ``UNICOMP_MODEL_PATH``) or the path of
     a card, weights file or model folder. The rate label is also the operating point the
-    codec encodes at (see ``ModelConfig.operating_points``); pass it to
-    :meth:`Codec.encode`.
+    codec encodes at (core/points.py); pass it to :meth:`Codec.encode`.
     """
     registry = registry or get_registry()
     if model is None:

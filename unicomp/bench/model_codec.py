@@ -27,7 +27,7 @@ from unicomp.api import load_codec
 from unicomp.bench.base import BaselineError, Quality
 from unicomp.core import container
 from unicomp.core.catalog import available_models
-from unicomp.core.checkpoint import read_card
+from unicomp.core.checkpoint import point_labels, read_card
 from unicomp.core.codec import Codec
 from unicomp.errors import UnicompError
 from unicomp.modalities.base import Modality
@@ -85,7 +85,7 @@ class ModelCodec:
 
 def model_points(codec: Codec) -> dict[str, Codec]:
     """Every operating point of one model (or its default search if it has none)."""
-    labels = list(codec.model.config.operating_points) or [DEFAULT_POINT]
+    labels = [p.label for p in codec.model.points if p.label is not None] or [DEFAULT_POINT]
     return dict.fromkeys(labels, codec)
 
 
@@ -99,7 +99,7 @@ def default_points(registry: Registry, modality: Modality) -> dict[str, Codec]:
         card = read_card(card_path)
         if card["modality"] != modality.name:
             continue
-        for label in card["config"].get("operating_points", {}):
+        for label in point_labels(card):
             if _default_model(modality, label) == card["name"]:
                 cards[label] = card_path
     if not cards:

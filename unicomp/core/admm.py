@@ -84,20 +84,23 @@ def admm_search(
     distortion: Distortion,
     x: torch.Tensor,
     z0: torch.Tensor,
+    *,
     quantizer: Quantizer,
     config: AdmmConfig,
+    rate_weight: float = 0.0,
     bits: torch.Tensor | None = None,
-    on_iteration: Callable[[int, torch.Tensor], None] | None = None,
     rate: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    on_iteration: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SearchResult:
     """Search center indices for a batch; ``config.iterations == 0`` projects ``z0``.
 
-    ``bits`` (channels, K) prices symbols in the projection; ``rate`` gives each item's
+    ``bits`` (channels, K) prices symbols in the projection, weighted by
+    ``rate_weight`` (an operating point's, core/points.py); ``rate`` gives each item's
     bits per element as its coder will code them (by default, as ``bits`` counts them):
     the best iterate is judged by what it really costs.
     """
     centers = quantizer.centers.detach()
-    rate_weight = config.rate_weight if bits is not None else 0.0
+    rate_weight = rate_weight if bits is not None else 0.0
     started = time.monotonic()
     with frozen(generator), torch.no_grad():
         best_indices = project(z0, centers, bits, rate_weight)

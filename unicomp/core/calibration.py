@@ -1,9 +1,10 @@
 """Calibrate a model's operating points so that real files meet their rate labels.
 
-An operating point is a rate label such as "0.12bpp" or "2kbps" with its own rate-term
-weight and entropy tables (core/rate_control.py): per-channel ones that price bits in the
-search, context ones (core/context_coding.py) that code its files, both fitted to the
-indices the point's projection makes of the calibration signals. The weight is first
+An operating point (core/points.py) is a rate label such as "0.12bpp" or "2kbps" with
+its own rate-term weight and entropy tables (core/rate_control.py): per-channel ones
+that price bits in the search, context ones (core/context_coding.py) that code its
+files, both fitted to the indices the point's projection makes of the calibration
+signals. The weight is first
 solved on encoder outputs of training signals, where it is cheap; the real rate of a
 file then differs (the latent search moves indices, the header costs bits), so the aim
 is corrected by the real rates of earlier tries and solved again, until a real rate
@@ -19,13 +20,15 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from unicomp.core.codec import Codec
+from unicomp.core.coders import CONTEXT
 from unicomp.core.entropy import EntropyTables
 from unicomp.core.point_tuning import GeneratorTuning, tune_generator
+from unicomp.core.points import OperatingPoint
 from unicomp.core.rate_control import find_operating_point, fit_point_context_tables
 from unicomp.errors import UsageError
 
@@ -42,35 +45,6 @@ def label_rate(label: str, unit: str) -> float:
         return float(label.removesuffix(unit))
     except ValueError:
         raise UsageError(f"operating point {label!r} is not a rate in {unit}") from None
-
-
-def set_point(
-    codec: Codec,
-    label: str,
-    weight: float,
-    tables: EntropyTables,
-    context_tables: EntropyTables,
-    default: bool,
-) -> None:
-    """Give operating point ``label`` a rate weight, the per-channel entropy tables its
-    search prices bits with and the context tables its files are coded with.
-
-    The default point's weight and tables become the search's and the coder's own, so a
-    file coded without naming a point is coded exactly at the default point.
-    """
-    model = codec.model
-    config = model.config
-    model.config = dataclasses.replace(
-        config,
-        operating_points={**config.operating_points, label: weight},
-        admm=dataclasses.replace(config.admm, rate_weight=weight) if default else config.admm,
-    )
-    if default:
-        model.tables = tables
-        model.context_tables[""] = context_tables
-    else:
-        model.point_tables[label] = tables
-        model.context_tables[label] = context_tables
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,24 +85,35 @@ def calibrate(
     indices differently through the tuned generator.
     """
     model = codec.model
-    training_tables = model.tables
-    reached, aim = _aim(codec, signals, measured_on, label, training_tables, log)
+    training = model.point()
+    reached, aim = _aim(codec, signals, measured_on, label, training, log)
     if tuning is None:
         return reached.rate
-    weight = model.config.operating_points[label]
-    log(f"{label}: tuning a generator at weight {weight:.4g}")
-    tables = model.point_tables[label]
-    model.point_generators[label] = tune_generator(codec, weight, tables, tuning, log)
+    point = model.point(label)
+    log(f"{label}: tuning a generator at weight {point.rate_weight:.4g}")
+    generator = tune_generator(
+        codec, training.generator, point.rate_weight, point.search_tables, tuning, log
+    )
+    model.set_point(dataclasses.replace(point, generator=generator))
     tuned = measure(codec, measured_on, label)
     log(
         f"{label}: distortion {reached.distortion:.5g} with the training generator,"
         f" {tuned.distortion:.5g} tuned ({tuned.rate:.4f} {codec.modality.rate_unit})"
     )
     if tuned.distortion >= reached.distortion:
-        del model.point_generators[label]
+        model.set_point(point)
         return reached.rate
     first = None if aim is None else (aim, tuned)
-    return _aim(codec, signals, measured_on, label, training_tables, log, first)[0].rate
+    return _aim(codec, signals, measured_on, label, training, log, first)[0].rate
+
+
+class _Try(NamedTuple):
+    """One try of a point's weight and tables: the point, what it measured, the rate it
+    aimed at."""
+
+    point: OperatingPoint
+    measured: Measurement
+    aim: float
 
 
 def _aim(
@@ -136,33 +121,35 @@ def _aim(
     signals: Sequence[Any],
     measured_on: Sequence[Any],
     label: str,
-    training_tables: EntropyTables,
+    training: OperatingPoint,
     log: Callable[[str], None],
     first: tuple[float, Measurement] | None = None,
 ) -> tuple[Measurement, float | None]:
-    """Search ``label``'s weight and tables from the training tables (see
+    """Search ``label``'s weight and tables from the ``training`` point's (see
     :func:`calibrate`).
 
-    ``first`` is a try already made at the point's current weight and tables: the rate
-    it aimed at and what it measured. Without it, the search starts with no rate term,
-    then aims at the label. Returns what the kept try measured and the rate it aimed at
-    (None when no rate term was needed).
+    ``first`` is a try already made with the point as it is: the rate it aimed at and
+    what it measured. Without it, the search starts with no rate term, then aims at the
+    label. Returns what the kept try measured and the rate it aimed at (None when no
+    rate term was needed). The point keeps its generator throughout.
     """
     modality, model = codec.modality, codec.model
     target = label_rate(label, modality.rate_unit)
     with torch.no_grad():
         latents = [model.encoder(modality.analysis(s)[0].unsqueeze(0)) for s in signals]
     centers = model.quantizer.centers.detach()
+    generator = model.point(label).generator if first is not None else training.generator
 
-    def try_weight(weight: float, tables: EntropyTables) -> tuple[EntropyTables, Measurement]:
+    def try_weight(weight: float, tables: EntropyTables) -> tuple[OperatingPoint, Measurement]:
         contexts = fit_point_context_tables(latents, centers, tables, weight)
-        set_point(codec, label, weight, tables, contexts, False)
-        return contexts, measure(codec, measured_on, label)
+        point = OperatingPoint(label, weight, tables, CONTEXT, contexts, generator)
+        model.set_point(point)
+        return point, measure(codec, measured_on, label)
 
     tried: list[tuple[float, float]] = []  # (aimed rate, real rate)
-    best = None
+    best: _Try | None = None
     if first is None:
-        _, free = try_weight(0.0, training_tables)
+        _, free = try_weight(0.0, training.search_tables)
         log(f"{label}: no rate term, training tables: {free.rate:.4f} {modality.rate_unit}")
         if free.rate <= target:
             return free, None
@@ -170,9 +157,7 @@ def _aim(
         aim, reached = first
         tried.append((aim, reached.rate))
         if reached.rate <= target:
-            weight = model.config.operating_points[label]
-            tables, contexts = model.point_tables[label], model.context_tables[label]
-            best = (weight, tables, contexts, reached, aim)
+            best = _Try(model.point(label), reached, aim)
             if (1 - TOLERANCE) * target <= reached.rate:
                 return reached, aim
     # Rate units per bit of each signal, so that a rate aim becomes bits per element.
@@ -184,18 +169,18 @@ def _aim(
             break
         aim = _next_aim(tried, goal)
         bits = aim * bits_per_unit / elements
-        weight, tables = find_operating_point(latents, centers, training_tables, bits)
-        contexts, reached = try_weight(weight, tables)
+        weight, tables = find_operating_point(latents, centers, training.search_tables, bits)
+        point, reached = try_weight(weight, tables)
         log(f"{label}: weight {weight:.4g} ({bits:.3f} bits/element): {reached.rate:.4f}")
         tried.append((aim, reached.rate))
-        if reached.rate <= target and (best is None or reached.rate > best[3].rate):
-            best = (weight, tables, contexts, reached, aim)
+        if reached.rate <= target and (best is None or reached.rate > best.measured.rate):
+            best = _Try(point, reached, aim)
         if (1 - TOLERANCE) * target <= reached.rate <= target:
             break
     if best is None:
         raise UsageError(f"{label}: no rate weight reached {target} {modality.rate_unit}")
-    set_point(codec, label, *best[:3], False)
-    return best[3], best[4]
+    model.set_point(best.point)
+    return best.measured, best.aim
 
 
 def _next_aim(tried: Sequence[tuple[float, float]], goal: float) -> float:
@@ -223,20 +208,26 @@ def calibrate_points(
     log: Callable[[str], None] = print,
     tuning: GeneratorTuning | None = None,
 ) -> dict[str, float]:
-    """Calibrate every operating point of the model; returns the real rate each reached.
+    """Calibrate a point for every rate of the model's config; returns the real rate
+    each reached.
 
-    Every point is fitted from the training tables (and tuned from the training
-    generator); at the end the default point's tables and generator replace them, since
-    a file coded without naming a point is coded at it.
+    Every point is fitted from the training point's tables (and tuned from its
+    generator); at the end the ``default_label`` point becomes the default, replacing
+    the training point, and the points that kept the training generator decode with the
+    default point's, as a file at any point did before points had generators of their
+    own.
     """
     model = codec.model
+    training = model.point()
     reached = {
         label: calibrate(codec, signals, measured_on, label, log, tuning)
-        for label in model.config.operating_points
+        for label in model.config.rates
     }
-    weight = model.config.operating_points[default_label]
-    tables = model.point_tables.pop(default_label)
-    set_point(codec, default_label, weight, tables, model.context_tables.pop(default_label), True)
-    if default_label in model.point_generators:
-        model.generator = model.point_generators.pop(default_label)
+    model.set_point(model.point(default_label), default=True)
+    if training.label not in reached:
+        model.drop_point(training.label)
+    default = model.point()
+    for point in list(model.points):
+        if point.generator is training.generator:
+            model.set_point(dataclasses.replace(point, generator=default.generator))
     return reached

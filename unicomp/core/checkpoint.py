@@ -2,8 +2,10 @@
 
 A model is two files side by side: ``NAME.safetensors`` (encoder, generators, the
 quantizer's centers and any context entropy tables) and ``NAME.json``, the card:
-configuration, centers, per-channel integer entropy tables, the weights' sha256, and
-how the model was trained and how it scores.
+configuration, centers, one block per operating point (core/points.py: its rate
+weight, per-channel integer tables, coder, and where its coder tables and generator sit
+in the weights), the weights' sha256, and how the model was trained and how it scores.
+Cards of the first format (points spread over several keys) still load.
 A model path is untrusted input: the card is size-limited and type-checked, the weights
 file must sit beside it, and its hash must match before a single tensor is read.
 
@@ -17,7 +19,7 @@ import copy
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,34 +30,35 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unicomp.atomic import atomic_output
+from unicomp.core.coders import CONTEXT, PER_CHANNEL, coder_named
 from unicomp.core.config import ModelConfig
 from unicomp.core.context_coding import context_count
 from unicomp.core.entropy import PRECISION, EntropyTables
+from unicomp.core.modality import Networks
+from unicomp.core.points import OperatingPoint
 from unicomp.core.quantizer import Quantizer
-from unicomp.errors import ModelError, UnicompError
+from unicomp.errors import ModelError, UnicompError, UsageError
 
-CARD_FORMAT = "unicomp-model/1"
+#: A modality's ``build_networks``: the network config → encoder, generator, critic.
+BuildNetworks = Callable[[Mapping[str, Any]], Networks]
+
+CARD_FORMAT = "unicomp-model/2"
+#: Cards whose points are spread over the config, ``entropy`` and ``point_generators``.
+LEGACY_CARD_FORMAT = "unicomp-model/1"
 MAX_CARD_BYTES = 16 << 20
 
 
 @dataclass
 class Model:
-    """A trained model, ready to encode and decode."""
+    """A trained model, ready to encode and decode at each of its operating points."""
 
     config: ModelConfig
     encoder: nn.Module
-    generator: nn.Module
     quantizer: Quantizer
-    tables: EntropyTables
+    #: The rates it serves; the first is the default (core/points.py).
+    points: list[OperatingPoint]
     card: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
-    #: Entropy tables fitted to each operating point's rate-constrained indices.
-    point_tables: dict[str, EntropyTables] = field(default_factory=dict)
-    #: Generators fine-tuned on those indices (core/point_tuning.py), where tuned.
-    point_generators: dict[str, nn.Module] = field(default_factory=dict)
-    #: Tables conditioned on neighbouring indices (core/context_coding.py), keyed by
-    #: operating point, "" for the default; a point without them codes per channel.
-    context_tables: dict[str, EntropyTables] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -66,16 +69,46 @@ class Model:
         """The first bytes of the weights' sha256, written into every .ucz header."""
         return bytes.fromhex(self.sha256)[:8]
 
+    def point(self, label: str | None = None) -> OperatingPoint:
+        """The operating point called ``label``; None (or the default's own label) is
+        the default point. An unknown label raises UsageError naming the known ones."""
+        if label is None or label == self.points[0].label:
+            return self.points[0]
+        for point in self.points:
+            if point.label == label:
+                return point
+        known = ", ".join(sorted(p.label for p in self.points if p.label is not None))
+        raise UsageError(
+            f"model {self.name!r} has no operating point {label!r} (known: {known or 'none'})"
+        )
+
+    def set_point(self, point: OperatingPoint, default: bool = False) -> None:
+        """Add ``point`` or replace the one of its label; ``default`` makes it the first."""
+        points = [p for p in self.points if p.label != point.label]
+        at = next((i for i, p in enumerate(self.points) if p.label == point.label), len(points))
+        points.insert(0 if default else at, point)
+        self.points = points
+
+    def drop_point(self, label: str | None) -> None:
+        """Remove the point called ``label`` (a model keeps at least one)."""
+        kept = [p for p in self.points if p.label != label]
+        if not kept:
+            raise UsageError(f"model {self.name!r} cannot lose its only operating point")
+        self.points = kept
+
 
 def model_state(model: Model) -> dict[str, torch.Tensor]:
     """The tensors a decoder needs, under stable prefixed names; float32 tensors that
     float16 holds exactly (see :func:`round_to_half`) are stored as float16."""
-    modules = {"encoder": model.encoder, "generator": model.generator}
-    modules.update({_point_prefix(label): g for label, g in model.point_generators.items()})
+    modules = {"encoder": model.encoder}
+    for index, point in enumerate(model.points):
+        modules.setdefault(_generator_prefix(model, index), point.generator)
     state = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
     state["quantizer.centers"] = model.quantizer.centers.detach()
-    for label, tables in model.context_tables.items():
-        state[_context_key(label)] = torch.tensor(tables.frequencies, dtype=torch.int32)
+    for index, point in enumerate(model.points):
+        key = _coder_tables_key(model, index)
+        if key is not None:
+            state[key] = torch.tensor(point.coder_tables.frequencies, dtype=torch.int32)
     return {k: _compact(v.detach()).contiguous().clone() for k, v in state.items()}
 
 
@@ -103,23 +136,27 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
     with atomic_output(weights_path, overwrite=True) as temporary:
         save_file(model_state(model), str(temporary))
         model.sha256 = sha256_file(temporary)
+    kept = {k: v for k, v in model.card.items() if k != "point_generators"}  # first format
     card = {
-        **model.card,
+        **kept,
         **(card_extra or {}),
         "format": CARD_FORMAT,
         "name": model.name,
         "modality": model.config.modality,
         "config": model.config.to_dict(),
         "centers": [float(c) for c in model.quantizer.centers.detach()],
-        "entropy": {
-            "precision": PRECISION,
-            "frequencies": [list(r) for r in model.tables.frequencies],
-            "operating_points": {
-                label: [list(r) for r in tables.frequencies]
-                for label, tables in model.point_tables.items()
-            },
-        },
-        "point_generators": sorted(model.point_generators),
+        "entropy": {"precision": PRECISION},
+        "operating_points": [
+            {
+                "label": point.label,
+                "rate_weight": point.rate_weight,
+                "search_tables": [list(r) for r in point.search_tables.frequencies],
+                "coder": point.coder.name,
+                "coder_tables": _coder_tables_key(model, index),
+                "generator": _generator_prefix(model, index),
+            }
+            for index, point in enumerate(model.points)
+        ],
         "weights": {"file": weights_path.name, "sha256": model.sha256},
     }
     model.card = card
@@ -127,6 +164,15 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
     with atomic_output(card_path, overwrite=True) as temporary:
         temporary.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     return card_path
+
+
+def point_labels(card: Mapping[str, Any]) -> list[str]:
+    """The rate labels of the operating points a (checked) card lists, in either format,
+    without loading the model."""
+    if card["format"] == LEGACY_CARD_FORMAT:
+        return [str(label) for label in dict(card["config"].get("operating_points", {}))]
+    blocks = card.get("operating_points", [])
+    return [b["label"] for b in blocks if isinstance(b, dict) and isinstance(b.get("label"), str)]
 
 
 def read_card(card_path: Path) -> dict[str, Any]:
@@ -139,7 +185,7 @@ def read_card(card_path: Path) -> dict[str, Any]:
         raise ModelError(f"cannot read model card {card_path}: {error.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ModelError(f"model card {card_path} is not valid JSON") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+    if not isinstance(card, dict) or card.get("format") not in (CARD_FORMAT, LEGACY_CARD_FORMAT):
         raise ModelError(f"{card_path} is not a unicomp model card ({CARD_FORMAT})")
     for key, kind in (
         ("name", str),
@@ -158,7 +204,7 @@ def read_card(card_path: Path) -> dict[str, Any]:
     return card
 
 
-def load_model(card_path: Path, build_networks: Any) -> Model:
+def load_model(card_path: Path, build_networks: BuildNetworks) -> Model:
     """Load a model whose card is at ``card_path``; ``build_networks`` is the modality's.
 
     The weights' sha256 is checked against the card before they are parsed, so a
@@ -173,46 +219,29 @@ def load_model(card_path: Path, build_networks: Any) -> Model:
         raise ModelError(f"weights {weights_path} do not match the sha256 in {card_path.name}")
     try:
         config = ModelConfig.from_dict(card["config"])
-        tables = EntropyTables.from_lists(card["entropy"].get("frequencies", []))
-        point_tables = {
-            str(label): EntropyTables.from_lists(rows)
-            for label, rows in dict(card["entropy"].get("operating_points", {})).items()
-        }
         state = load_file(str(weights_path))
         encoder, generator, _ = build_networks(config.network)
         quantizer = Quantizer(config.quantizer)
         _load_prefixed(encoder, state, "encoder.")
-        _load_prefixed(generator, state, "generator.")
         quantizer.centers.data.copy_(state["quantizer.centers"])
-        point_generators = {}
-        for label in _point_generator_labels(card, point_tables):
-            point_generators[label] = copy.deepcopy(generator)
-            _load_prefixed(point_generators[label], state, f"{_point_prefix(label)}.")
-        context_tables = _context_tables(state, point_tables, config, tables.channels)
+        legacy = card["format"] == LEGACY_CARD_FORMAT
+        specs = _legacy_specs(card, set(state)) if legacy else card["operating_points"]
+        points = _points(specs, state, config, generator)
     except ModelError:
         raise
     except (UnicompError, SafetensorError, KeyError, RuntimeError, ValueError, TypeError) as error:
         raise ModelError(f"model {card_path} cannot be loaded: {error}") from None
-    for table in (tables, *point_tables.values(), *context_tables.values()):
-        if table.num_symbols != quantizer.num_centers:  # a decoded index must pick a center
-            raise ModelError(
-                f"model {card_path} has {quantizer.num_centers} centers but entropy tables "
-                f"of {table.num_symbols} symbols"
-            )
-    for module in (encoder, generator, *point_generators.values()):
-        module.eval()
-    return Model(
-        config,
-        encoder,
-        generator,
-        quantizer,
-        tables,
-        card,
-        actual,
-        point_tables,
-        point_generators,
-        context_tables,
-    )
+    for point in points:
+        for table in (point.search_tables, point.coder_tables):
+            if table.num_symbols != quantizer.num_centers:  # a decoded index must pick a center
+                raise ModelError(
+                    f"model {card_path} has {quantizer.num_centers} centers but entropy tables "
+                    f"of {table.num_symbols} symbols"
+                )
+    encoder.eval()
+    for point in points:
+        point.generator.eval()
+    return Model(config, encoder, quantizer, points, card, actual)
 
 
 def save_state(path: Path, state: Mapping[str, Any]) -> None:
@@ -260,42 +289,103 @@ def _join(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return value
 
 
-def _point_prefix(label: str) -> str:
-    return f"point_generators.{label}"
+def _generator_prefix(model: Model, index: int) -> str:
+    """Where point ``index``'s generator sits in the weights: the default point's (shared
+    by every point without its own) under ``generator``, others under their label."""
+    point, default = model.points[index], model.points[0]
+    if index == 0 or point.generator is default.generator:
+        return "generator"
+    return f"point_generators.{point.label}"
 
 
-def _point_generator_labels(
-    card: Mapping[str, Any], point_tables: Mapping[str, EntropyTables]
-) -> list[str]:
-    """The card's list of points with their own generator: each must have tables."""
-    labels = card.get("point_generators", [])
-    if not isinstance(labels, list) or not all(label in point_tables for label in labels):
-        raise ModelError(f"model {card.get('name')!r} lists generators of unknown points")
-    return labels
+def _coder_tables_key(model: Model, index: int) -> str | None:
+    """Where point ``index``'s context tables sit in the weights (so the weights' digest
+    in every file covers them); None for a per-channel point, coded with its search
+    tables."""
+    point = model.points[index]
+    if point.coder is not CONTEXT:
+        return None
+    return "entropy.contexts" if index == 0 else f"entropy.contexts.{point.label}"
 
 
-def _context_key(label: str) -> str:
-    return f"entropy.contexts.{label}" if label else "entropy.contexts"
+def _points(
+    specs: Any, state: Mapping[str, torch.Tensor], config: ModelConfig, generator: nn.Module
+) -> list[OperatingPoint]:
+    """The operating points a card's blocks describe, their generators and context tables
+    taken from the weights (a card is untrusted: every reference is checked)."""
+    if not isinstance(specs, list) or not specs:
+        raise ModelError("model card lists no operating points")
+    contexts = context_count(config.quantizer.num_centers, len(config.train.crop))
+    generators: dict[str, nn.Module] = {}
+    points = []
+    for spec in specs:
+        label = spec["label"]
+        if label is not None and not isinstance(label, str):
+            raise ModelError(f"operating point label {label!r} is not a string")
+        search_tables = EntropyTables.from_lists(spec["search_tables"])
+        coder = coder_named(spec["coder"])
+        key = spec["coder_tables"]
+        rows = search_tables.channels * contexts
+        coder_tables = search_tables if key is None else _context_tables(state, key, rows)
+        if (coder is CONTEXT) != (key is not None):
+            raise ModelError(f"point {label!r}: coder {coder.name} with tables {key!r}")
+        prefix = spec["generator"]
+        if prefix not in ("generator", f"point_generators.{label}"):
+            raise ModelError(f"point {label!r} names generator {prefix!r}")
+        if prefix not in generators:
+            generators[prefix] = generator if prefix == "generator" else copy.deepcopy(generator)
+            _load_prefixed(generators[prefix], state, f"{prefix}.")
+        weight = float(spec["rate_weight"])
+        points.append(
+            OperatingPoint(label, weight, search_tables, coder, coder_tables, generators[prefix])
+        )
+    labels = [point.label for point in points]
+    if len(set(labels)) != len(labels) or None in labels[1:]:
+        raise ModelError(f"operating points {labels} repeat a label")
+    return points
 
 
-def _context_tables(
-    state: Mapping[str, torch.Tensor],
-    point_tables: Mapping[str, EntropyTables],
-    config: ModelConfig,
-    channels: int,
-) -> dict[str, EntropyTables]:
-    """The context tables stored among the weights (so the weights' digest in every
-    file covers them), each of one row per channel and context."""
-    rows = channels * context_count(config.quantizer.num_centers, len(config.train.crop))
-    found = {}
-    for label in ("", *point_tables):
-        frequencies = state.get(_context_key(label))
-        if frequencies is None:
-            continue
-        if frequencies.dim() != 2 or frequencies.shape[0] != rows:
-            raise ModelError(f"context tables of point {label!r} are not {rows} rows")
-        found[label] = EntropyTables.from_lists(frequencies.tolist())
-    return found
+def _legacy_specs(card: Mapping[str, Any], weight_keys: set[str]) -> list[dict[str, Any]]:
+    """The point blocks of a first-format card, whose points lived in the config (label →
+    weight, the default's weight in ``admm.rate_weight``), ``entropy`` (the default's
+    tables, then each other point's) and ``point_generators``. The default point is the
+    configured label without tables of its own; with none or several, an unnamed one."""
+    config, entropy = card["config"], card["entropy"]
+    weights = dict(config.get("operating_points", {}))
+    rows = dict(entropy.get("operating_points", {}))
+    own = card.get("point_generators", [])
+    if not isinstance(own, list) or not set(own) <= set(rows) or not set(rows) <= set(weights):
+        raise ModelError(f"model {card.get('name')!r} lists tables or generators of unknown points")
+    untabled = [label for label in weights if label not in rows]
+    default = untabled[0] if len(untabled) == 1 else None
+
+    def spec(label: str | None, weight: Any, tables: Any, contexts: str) -> dict[str, Any]:
+        generator = f"point_generators.{label}" if label in own else "generator"
+        return {
+            "label": label,
+            "rate_weight": weight,
+            "search_tables": tables,
+            "coder": (CONTEXT if contexts in weight_keys else PER_CHANNEL).name,
+            "coder_tables": contexts if contexts in weight_keys else None,
+            "generator": generator,
+        }
+
+    default_weight = dict(config.get("admm", {})).get("rate_weight", 0.0)
+    specs = [spec(default, default_weight, entropy.get("frequencies", []), "entropy.contexts")]
+    for label, tables in rows.items():
+        specs.append(spec(label, weights[label], tables, f"entropy.contexts.{label}"))
+    return specs
+
+
+def _context_tables(state: Mapping[str, torch.Tensor], key: Any, rows: int) -> EntropyTables:
+    """Context tables stored among the weights under ``key``: ``rows`` rows, one per
+    channel and context of the model's latent."""
+    if not isinstance(key, str) or not key.startswith("entropy.contexts") or key not in state:
+        raise ModelError(f"context tables {key!r} are not in the weights")
+    frequencies = state[key]
+    if frequencies.dim() != 2 or frequencies.shape[0] != rows:
+        raise ModelError(f"context tables {key!r} are not {rows} rows")
+    return EntropyTables.from_lists(frequencies.tolist())
 
 
 def _load_prefixed(module: nn.Module, state: Mapping[str, torch.Tensor], prefix: str) -> None:

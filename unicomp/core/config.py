@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,6 @@ class AdmmConfig:
     rho_growth: float = 1.12
     patience: int = 8
     time_budget: float | None = None
-    rate_weight: float = 0.0
 
 
 @dataclass
@@ -83,15 +82,14 @@ class TrainConfig:
 class ModelConfig:
     """Everything needed to rebuild a model: networks, quantizer, search and training.
 
-    ``operating_points`` maps a rate label (``--rate 0.06bpp``) to the weight of the
-    rate term in the latent search: one model can serve several rates by trading
-    distortion for bits in its entropy-constrained projection.
+    ``rates`` are the rate labels (``--rate 0.06bpp``) a release calibrates the model
+    for: each becomes an operating point (core/points.py).
     """
 
     name: str
     modality: str
     network: dict[str, Any] = field(default_factory=dict)
-    operating_points: dict[str, float] = field(default_factory=dict)
+    rates: list[str] = field(default_factory=list)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     admm: AdmmConfig = field(default_factory=AdmmConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -101,7 +99,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
-        """Rebuild from a model card; unknown keys are errors, not silently ignored."""
+        """Rebuild from a model card; unknown keys are errors, not silently ignored.
+
+        Cards of the first format kept the points' weights here (``operating_points``,
+        label → weight, and ``admm.rate_weight``); the labels become ``rates``.
+        """
+        data = dict(data)
+        legacy = data.pop("operating_points", None)
+        if isinstance(legacy, Mapping) and "rates" not in data:
+            data["rates"] = list(legacy)
+        if isinstance(data.get("admm"), Mapping):
+            data["admm"] = {k: v for k, v in data["admm"].items() if k != "rate_weight"}
         return merge(cls(name=str(data["name"]), modality=str(data["modality"])), data)
 
 
@@ -111,8 +119,12 @@ def merge(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
     for key, value in overrides.items():
         if key in ("name", "modality"):
             setattr(result, key, str(value))
-        elif key in ("network", "operating_points"):
-            setattr(result, key, {**getattr(result, key), **dict(value)})
+        elif key == "network":
+            result.network = {**result.network, **dict(value)}
+        elif key == "rates":
+            if isinstance(value, str) or not isinstance(value, Sequence):
+                raise UsageError(f"rates must be a list of rate labels, not {value!r}")
+            result.rates = [str(label) for label in value]
         elif key in ("quantizer", "admm", "train"):
             setattr(result, key, _replace_fields(getattr(result, key), value, key))
         else:

@@ -85,16 +85,57 @@ def fit_tables(indices: Sequence[torch.Tensor], num_symbols: int) -> EntropyTabl
     return tables_from_counts(counts, indices[0].shape[0])
 
 
-def estimate_bits(indices: torch.Tensor, tables: EntropyTables) -> float:
-    """Ideal code length of ``indices`` (channels, *axes) under context ``tables``."""
-    return float(_element_bits(indices, tables, tables.bits()).sum())
+class ContextCoder:
+    """``rans16ctx``: every element coded with the table of its channel and context."""
 
+    name = "rans16ctx"
 
-def bits_per_element(indices: torch.Tensor, tables: EntropyTables) -> torch.Tensor:
-    """Mean ideal code length per element of each item of ``indices`` (batch, channels,
-    *axes) under context ``tables``, shape (batch,)."""
-    costs = tables.bits()
-    return torch.stack([_element_bits(item, tables, costs).mean() for item in indices])
+    def encode(self, indices: torch.Tensor, tables: EntropyTables) -> bytes:
+        """rANS-code ``indices`` (channels, *axes) with context ``tables``, in wavefronts."""
+        count = _check_tables(tables, indices.shape)
+        indices = indices.detach().cpu().long()
+        rows = _rows(indices, tables.num_symbols, count).reshape(-1).numpy()
+        order = np.concatenate(_wavefronts(tuple(indices.shape)))
+        symbols = indices.reshape(-1).numpy()
+        return rans_encode(symbols[order], rows[order], tables)
+
+    def decode(self, payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch.Tensor:
+        """Inverse of :meth:`encode`; ``shape`` comes from the (validated) header."""
+        shape = tuple(shape)
+        count = _check_tables(tables, shape)
+        total = math.prod(shape)
+        check_capacity(len(payload), total // shape[0], tables, rows_per_channel=count)
+        num_symbols = tables.num_symbols
+        cdfs, sizes, offsets = tables.coder_cdfs()
+        decoder = RansDecoder()
+        decoder.set_stream(padded_stream(payload, total))
+        # Decoded indices with one leading "outside" slice on every signal axis.
+        axes = len(shape) - 1
+        padded = np.full((shape[0], *(n + 1 for n in shape[1:])), num_symbols, dtype=np.int64)
+        strides = np.array(padded.strides[1:], dtype=np.int64) // padded.itemsize
+        coordinates = np.indices(shape).reshape(len(shape), -1)
+        for front in _wavefronts(shape):
+            channel, position = coordinates[0, front], coordinates[1:, front] + 1
+            at = channel * padded.strides[0] // padded.itemsize + (position.T @ strides)
+            context = np.zeros(front.size, dtype=np.int64)
+            for axis in range(axes):
+                context = context * (num_symbols + 1) + padded.flat[at - strides[axis]]
+            symbols = decoder.decode_stream(
+                (channel * count + context).tolist(), cdfs, sizes, offsets
+            )
+            padded.flat[at] = symbols
+        inner = (slice(None),) + (slice(1, None),) * axes
+        return torch.from_numpy(np.ascontiguousarray(padded[inner]))
+
+    def estimate_bits(self, indices: torch.Tensor, tables: EntropyTables) -> float:
+        """Ideal code length of ``indices`` (channels, *axes) under context ``tables``."""
+        return float(_element_bits(indices, tables, tables.bits()).sum())
+
+    def bits_per_element(self, indices: torch.Tensor, tables: EntropyTables) -> torch.Tensor:
+        """Mean ideal code length per element of each item of ``indices`` (batch, channels,
+        *axes) under context ``tables``, shape (batch,)."""
+        costs = tables.bits()
+        return torch.stack([_element_bits(item, tables, costs).mean() for item in indices])
 
 
 def _element_bits(
@@ -104,43 +145,6 @@ def _element_bits(
     count = _check_tables(tables, indices.shape)
     indices = indices.detach().cpu().long()
     return costs[_rows(indices, tables.num_symbols, count), indices]
-
-
-def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
-    """rANS-code ``indices`` (channels, *axes) with context ``tables``, in wavefronts."""
-    count = _check_tables(tables, indices.shape)
-    indices = indices.detach().cpu().long()
-    rows = _rows(indices, tables.num_symbols, count).reshape(-1).numpy()
-    order = np.concatenate(_wavefronts(tuple(indices.shape)))
-    symbols = indices.reshape(-1).numpy()
-    return rans_encode(symbols[order], rows[order], tables)
-
-
-def decode(payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch.Tensor:
-    """Inverse of :func:`encode`; ``shape`` comes from the (validated) header."""
-    shape = tuple(shape)
-    count = _check_tables(tables, shape)
-    total = math.prod(shape)
-    check_capacity(len(payload), total // shape[0], tables, rows_per_channel=count)
-    num_symbols = tables.num_symbols
-    cdfs, sizes, offsets = tables.coder_cdfs()
-    decoder = RansDecoder()
-    decoder.set_stream(padded_stream(payload, total))
-    # Decoded indices with one leading "outside" slice on every signal axis.
-    axes = len(shape) - 1
-    padded = np.full((shape[0], *(n + 1 for n in shape[1:])), num_symbols, dtype=np.int64)
-    strides = np.array(padded.strides[1:], dtype=np.int64) // padded.itemsize
-    coordinates = np.indices(shape).reshape(len(shape), -1)
-    for front in _wavefronts(shape):
-        channel, position = coordinates[0, front], coordinates[1:, front] + 1
-        at = channel * padded.strides[0] // padded.itemsize + (position.T @ strides)
-        context = np.zeros(front.size, dtype=np.int64)
-        for axis in range(axes):
-            context = context * (num_symbols + 1) + padded.flat[at - strides[axis]]
-        symbols = decoder.decode_stream((channel * count + context).tolist(), cdfs, sizes, offsets)
-        padded.flat[at] = symbols
-    inner = (slice(None),) + (slice(1, None),) * axes
-    return torch.from_numpy(np.ascontiguousarray(padded[inner]))
 
 
 def _rows(indices: torch.Tensor, num_symbols: int, count: int) -> torch.Tensor:

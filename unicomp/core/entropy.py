@@ -118,31 +118,41 @@ def count_indices(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:
     return counts.reshape(channels, num_symbols).double()
 
 
-def estimate_bits(indices: torch.Tensor, tables: EntropyTables) -> float:
-    """Ideal code length of ``indices`` (channels, ...) under per-channel ``tables``."""
-    return tables.estimate_bits(indices)
+class PerChannelCoder:
+    """``rans16``: every element coded with its channel's table (docs/format.md)."""
 
+    name = "rans16"
 
-def encode(indices: torch.Tensor, tables: EntropyTables) -> bytes:
-    """rANS-code an index tensor of shape (channels, ...) into a byte string."""
-    symbols, channel_of = _flatten(indices, tables)
-    return rans_encode(symbols, channel_of, tables)
+    def encode(self, indices: torch.Tensor, tables: EntropyTables) -> bytes:
+        """rANS-code an index tensor of shape (channels, ...) into a byte string."""
+        symbols, channel_of = _flatten(indices, tables)
+        return rans_encode(symbols, channel_of, tables)
 
-
-def decode(payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch.Tensor:
-    """Inverse of :func:`encode`; ``shape`` comes from the (validated) header."""
-    if not shape or shape[0] != tables.channels:
-        raise FormatError(
-            f"latent shape {tuple(shape)} does not match the model's {tables.channels} channels"
+    def decode(self, payload: bytes, shape: Sequence[int], tables: EntropyTables) -> torch.Tensor:
+        """Inverse of :meth:`encode`; ``shape`` comes from the (validated) header."""
+        if not shape or shape[0] != tables.channels:
+            raise FormatError(
+                f"latent shape {tuple(shape)} does not match the model's {tables.channels} channels"
+            )
+        count = math.prod(shape)
+        check_capacity(len(payload), count // shape[0], tables)
+        channel_of = np.repeat(np.arange(tables.channels, dtype=np.int32), count // shape[0])
+        cdfs, sizes, offsets = tables.coder_cdfs()
+        symbols = RansDecoder().decode_with_indexes(
+            padded_stream(payload, count), channel_of.tolist(), cdfs, sizes, offsets
         )
-    count = math.prod(shape)
-    check_capacity(len(payload), count // shape[0], tables)
-    channel_of = np.repeat(np.arange(tables.channels, dtype=np.int32), count // shape[0])
-    cdfs, sizes, offsets = tables.coder_cdfs()
-    symbols = RansDecoder().decode_with_indexes(
-        padded_stream(payload, count), channel_of.tolist(), cdfs, sizes, offsets
-    )
-    return torch.tensor(symbols, dtype=torch.int64).reshape(tuple(shape))
+        return torch.tensor(symbols, dtype=torch.int64).reshape(tuple(shape))
+
+    def estimate_bits(self, indices: torch.Tensor, tables: EntropyTables) -> float:
+        """Ideal code length of ``indices`` (channels, ...)."""
+        return tables.estimate_bits(indices)
+
+    def bits_per_element(self, indices: torch.Tensor, tables: EntropyTables) -> torch.Tensor:
+        """Mean ideal code length per element of each item of ``indices`` (batch,
+        channels, ...), shape (batch,)."""
+        flat = indices.reshape(indices.shape[0], indices.shape[1], -1)
+        costs = tables.bits().unsqueeze(0).expand(indices.shape[0], -1, -1)
+        return torch.gather(costs, 2, flat).flatten(1).mean(dim=1)
 
 
 def rans_encode(symbols: np.ndarray, rows: np.ndarray, tables: EntropyTables) -> bytes:

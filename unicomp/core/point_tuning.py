@@ -43,15 +43,17 @@ class GeneratorTuning:
 
 def tune_generator(
     codec: Codec,
+    generator: nn.Module,
     weight: float,
     tables: EntropyTables,
     tuning: GeneratorTuning,
     log: Callable[[str], None] = print,
 ) -> nn.Module:
-    """A copy of the codec's generator fine-tuned for the point (``weight``, ``tables``)."""
+    """A copy of ``generator`` fine-tuned for the point (``weight``, ``tables``) on the
+    indices the codec's encoder and projection give it."""
     model, distortion = codec.model, codec.modality.distortion
     centers, bits = model.quantizer.centers.detach(), tables.bits()
-    generator = copy.deepcopy(model.generator).train()
+    generator = copy.deepcopy(generator).train()
     optimizer = torch.optim.Adam(generator.parameters(), lr=tuning.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / tuning.steps)
     batches = BatchSchedule(tuning.dataset, tuning.batch_size, tuning.seed)

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from unicomp.core import context_coding
 from unicomp.core.checkpoint import Model, load_state, save_model, save_state
+from unicomp.core.coders import CONTEXT, PER_CHANNEL
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import BatchSchedule, CropDataset
 from unicomp.core.entropy import EntropyTables, count_indices
@@ -39,6 +40,7 @@ from unicomp.core.losses import (
     generator_adversarial_loss,
 )
 from unicomp.core.modality import Modality
+from unicomp.core.points import OperatingPoint
 from unicomp.core.quantizer import Mode, Quantizer
 from unicomp.errors import InputError
 
@@ -273,27 +275,21 @@ class Trainer:
         return save_model(self.model(counts, context_counts), self.out_dir, self._card())
 
     def model(self, counts: torch.Tensor, context_counts: torch.Tensor) -> Model:
-        """The current weights as a codec model, with tables from index statistics
-        (:meth:`_summed_counts`): per-channel ones for the search, context ones (once
-        counted) for the coder."""
+        """The current weights as a codec model with one operating point and no rate term,
+        its tables from index statistics (:meth:`_summed_counts`): per-channel ones for
+        the search, context ones (once counted) for the coder."""
         tables = (
             EntropyTables.from_counts(counts)
             if counts.sum() > 0
             else EntropyTables.uniform(*counts.shape)
         )
-        context_tables = (
-            {"": context_coding.tables_from_counts(context_counts, counts.shape[0])}
-            if context_counts.sum() > 0
-            else {}
-        )
-        return Model(
-            self.config,
-            self.autoencoder.encoder,
-            self.autoencoder.generator,
-            self.autoencoder.quantizer,
-            tables,
-            context_tables=context_tables,
-        )
+        coder, coder_tables = PER_CHANNEL, tables
+        if context_counts.sum() > 0:
+            coder = CONTEXT
+            coder_tables = context_coding.tables_from_counts(context_counts, counts.shape[0])
+        generator = self.autoencoder.generator
+        point = OperatingPoint(None, 0.0, tables, coder, coder_tables, generator)
+        return Model(self.config, self.autoencoder.encoder, self.autoencoder.quantizer, [point])
 
     def _summed_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Index statistics summed over all ranks."""

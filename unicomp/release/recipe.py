@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from unicomp.core.calibration import calibrate_points
-from unicomp.core.checkpoint import load_model, round_to_half, save_model
+from unicomp.core.checkpoint import Model, load_model, round_to_half, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import load_overrides, merge
 from unicomp.core.data import CropDataset
@@ -75,10 +76,9 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
     quantized_from = model.config.train.float_steps + model.config.train.soft_steps
     if steps <= quantized_from:
         raise SystemExit(f"model at step {steps} has no index statistics before {quantized_from}")
-    model.config = dataclasses.replace(
-        model.config, admm=defaults.admm, operating_points=defaults.operating_points
-    )
-    for module in (model.encoder, model.generator):
+    model.config = dataclasses.replace(model.config, admm=defaults.admm, rates=defaults.rates)
+    training_generator = model.point().generator
+    for module in (model.encoder, training_generator):
         round_to_half(module)
     material = recipe.calibration(data)
     crops, _ = recipe.training_set(data, model.config.train.crop)
@@ -86,7 +86,7 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
         crops, recipe.tuning_steps, model.config.train.batch_size, half_precision=True
     )
     print(f"calibrating on {len(material.signals)} train signals", flush=True)
-    codec, training_generator = Codec(recipe.modality, model), model.generator
+    codec = Codec(recipe.modality, model)
     reached = calibrate_points(
         codec, material.signals, material.measured, recipe.default_rate, tuning=tuning
     )
@@ -101,15 +101,22 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
             "steps": tuning.steps,
             "batch_size": tuning.batch_size,
             "learning_rate": tuning.learning_rate,
-            "tuned_points": sorted(
-                [*model.point_generators, recipe.default_rate]
-                if model.generator is not training_generator
-                else model.point_generators
-            ),
+            "tuned_points": _tuned_points(codec.model, training_generator),
         },
         recipe.rate_key: {label: round(rate, 4) for label, rate in reached.items()},
     }
     return save_model(codec.model, dest, {"calibration": calibration})
+
+
+def _tuned_points(model: Model, training_generator: nn.Module) -> list[str]:
+    """Labels of the points that decode with a generator tuned for them: the default
+    if its generator is not the training one, any other if it is not the default's."""
+    default = model.point()
+    return sorted(
+        str(point.label)
+        for point in model.points
+        if point.generator is not (training_generator if point is default else default.generator)
+    )
 
 
 def main(recipe: Recipe, argv: list[str] | None = None) -> int:

@@ -70,14 +70,14 @@ class ImageModality:
     size_unit = "Mpx"
 
     def default_config(self) -> ModelConfig:
-        """The settings of the bundled model (see benchmarks/train_image.py)."""
+        """The settings of the bundled model (see unicomp/release/image.py)."""
         return ModelConfig(
             name=DEFAULT_MODEL,
             modality=self.name,
             # 32 channels x 8 centers at 1/16 per axis: ~2.6 bits/symbol unconstrained
             # ~ 0.33 bpp, the top of the range; lower rates come from the search's rate
             # term. Encoder 0.83 M, generator 0.63 M parameters.
-            operating_points=dict.fromkeys(RATES, 0.0),
+            rates=list(RATES),
             network={
                 "widths": [24, 64, 96, 128],
                 "latent_channels": 32,

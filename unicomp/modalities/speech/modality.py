@@ -101,7 +101,7 @@ class SpeechModality:
             name=MODELS[DEFAULT_RATE],
             modality=self.name,
             network=dict(DEFAULT_NETWORK),
-            operating_points={"2kbps": 0.0, "1kbps": 0.0},
+            rates=["2kbps", "1kbps"],
             quantizer=QuantizerConfig(num_centers=16),
             # Tuned on 3 train clips (step-1800 model; mean L1 / encode s per s, busy
             # machine): no search 0.210 / 0.03; 10 x 3 steps, lr 0.02, rho 0.5 0.188 /
