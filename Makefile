@@ -34,6 +34,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check unicomp tests benchmarks examples
+	$(VENV)/bin/mypy
 
 corpus: setup
 	$(PYTHON) benchmarks/corpus.py

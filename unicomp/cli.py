@@ -225,22 +225,18 @@ def plugins(as_json: AsJson = False) -> None:
     from unicomp.plugins.manager import get_registry
 
     registry = get_registry()
-    rows = [
-        {"name": p.name, "source": p.source, "provides": p.provides, "error": p.error}
-        for p in registry.plugins
-    ]
     if as_json:
-        out.print_json(data=rows)
+        out.print_json(data=[dataclasses.asdict(p) for p in registry.plugins])
         return
     table = Table(title="unicomp plugins")
     for column in ("plugin", "from", "registers", "status"):
         table.add_column(column)
-    for row in rows:
+    for p in registry.plugins:
         table.add_row(
-            row["name"],
-            row["source"],
-            "\n".join(row["provides"]) or "-",
-            f"[red]failed: {row['error']}[/red]" if row["error"] else "ok",
+            p.name,
+            p.source,
+            "\n".join(p.provides) or "-",
+            f"[red]failed: {p.error}[/red]" if p.error else "ok",
         )
     out.print(table)
 

@@ -29,8 +29,11 @@ class Baseline(Protocol):
     modality: str
     #: One line for reports and the JSON ``description``: implementation and version.
     description: str
-    #: The quality settings a rate sweep runs over, from lowest to highest rate.
-    qualities: Sequence[Quality]
+
+    @property
+    def qualities(self) -> Sequence[Quality]:
+        """The quality settings a rate sweep runs over, from lowest to highest rate."""
+        ...
 
     def unavailable(self) -> str | None:
         """Why the codec cannot run here (a missing tool or checkpoint), or None.

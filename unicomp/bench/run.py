@@ -14,6 +14,7 @@ Ctrl-C stops the sweep and the outputs are still written from what is done, and
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,9 @@ def measure_one(
     extra_metrics: Sequence[Metric] = (),
 ) -> Record:
     """Encode, decode and score one signal at one setting; a failure becomes the record."""
-    identity = {"codec": codec.name, "description": codec.description, "item": item}
+    record = functools.partial(
+        Record, codec=codec.name, description=codec.description, item=item, quality=quality
+    )
     try:
         encoded = measure(lambda: codec.encode(signal, quality))
         decoded = measure(lambda: codec.decode(encoded.value, signal))
@@ -222,11 +225,9 @@ def measure_one(
     except KeyboardInterrupt:
         raise
     except Exception as error:  # one codec failing on one item must not end a long run
-        return Record(**identity, quality=quality, error=f"{type(error).__name__}: {error}")
+        return record(error=f"{type(error).__name__}: {error}")
     bits = 8 * len(encoded.value)
-    return Record(
-        **identity,
-        quality=quality,
+    return record(
         bits=bits,
         rate=modality.rate(bits, signal),
         metrics=scores,

@@ -144,7 +144,12 @@ def _logs(rates: Sequence[float]) -> list[float]:
 
 def _mean_point(quality: Quality, records: Sequence[Record]) -> Point:
     names = sorted({name for r in records for name in r.metrics})
-    sized = [r for r in records if r.size is not None]  # measured, so timed
+    timed = [  # (size, encode s, decode s) of the measured records
+        (r.size, r.encode_seconds, r.decode_seconds)
+        for r in records
+        if r.size is not None and r.encode_seconds is not None and r.decode_seconds is not None
+    ]
+    sizes, encode, decode = ([t[i] for t in timed] for i in range(3))
     return Point(
         quality=quality,
         items=len(records),
@@ -154,8 +159,8 @@ def _mean_point(quality: Quality, records: Sequence[Record]) -> Point:
         decode_seconds=_mean([r.decode_seconds for r in records]),
         encode_peak_bytes=_max([r.encode_peak_bytes for r in records]),
         decode_peak_bytes=_max([r.decode_peak_bytes for r in records]),
-        encode_seconds_per_unit=_ratio([r.encode_seconds for r in sized], [r.size for r in sized]),
-        decode_units_per_second=_ratio([r.size for r in sized], [r.decode_seconds for r in sized]),
+        encode_seconds_per_unit=_ratio(encode, sizes),
+        decode_units_per_second=_ratio(sizes, decode),
     )
 
 

@@ -76,7 +76,7 @@ class BatchSchedule:
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
-        self.sampler = DistributedSampler(
+        self.sampler: DistributedSampler[int] = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
         )
         self.steps_per_epoch = max(1, -(-len(self.sampler) // batch_size))

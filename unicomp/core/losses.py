@@ -6,6 +6,9 @@ score map, as produced by :class:`unicomp.core.networks.MultiScaleDiscriminator`
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import torch
 
 CriticOutput = list[list[torch.Tensor]]
@@ -13,15 +16,14 @@ CriticOutput = list[list[torch.Tensor]]
 
 def generator_adversarial_loss(fake: CriticOutput) -> torch.Tensor:
     """LSGAN generator term: push the critic's score of x̂ towards 1 at every scale."""
-    return sum(((scale[-1] - 1.0) ** 2).mean() for scale in fake) / len(fake)
+    return _mean([((scale[-1] - 1.0) ** 2).mean() for scale in fake])
 
 
 def discriminator_loss(real: CriticOutput, fake: CriticOutput) -> torch.Tensor:
     """LSGAN critic term: real patches towards 1, generated ones towards 0."""
-    total = sum(
-        ((r[-1] - 1.0) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake, strict=True)
+    return _mean(
+        [((r[-1] - 1.0) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake, strict=True)]
     )
-    return total / len(real)
 
 
 def feature_matching_loss(real: CriticOutput, fake: CriticOutput) -> torch.Tensor:
@@ -35,4 +37,12 @@ def feature_matching_loss(real: CriticOutput, fake: CriticOutput) -> torch.Tenso
         for real_scale, fake_scale in zip(real, fake, strict=True)
         for r, f in zip(real_scale[:-1], fake_scale[:-1], strict=True)
     ]
-    return sum(terms) / max(len(terms), 1)
+    return _mean(terms)
+
+
+def _mean(terms: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of scalar loss terms, added in order (as ``sum`` adds them); zero if there
+    are none (a critic that returns no intermediate features)."""
+    if not terms:
+        return torch.zeros(())
+    return functools.reduce(operator.add, terms) / len(terms)

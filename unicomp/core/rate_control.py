@@ -10,7 +10,9 @@ point therefore carries its own rate weight and its own integer tables.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -32,8 +34,12 @@ def fit_point_tables(
     """Tables matched to what rate-weighted projection of ``latents`` produces."""
     for _ in range(rounds):
         bits = tables.bits()
-        counts = sum(
-            count_indices(project(z, centers, bits, rate_weight), centers.numel()) for z in latents
+        counts = functools.reduce(
+            operator.add,
+            (
+                count_indices(project(z, centers, bits, rate_weight), centers.numel())
+                for z in latents
+            ),
         )
         tables = EntropyTables.from_counts(counts)
     return tables

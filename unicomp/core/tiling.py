@@ -90,7 +90,7 @@ def tiled_map(
             y = checkpoint(function, piece, use_reentrant=False)
         else:
             y = function(piece)
-        if total is None:
+        if total is None or norm is None:
             out_extent = [int(n * scale) for n in extent]
             total = y.new_zeros(*y.shape[:-dims], *out_extent)
             norm = y.new_zeros(out_extent)

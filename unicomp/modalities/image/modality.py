@@ -65,7 +65,7 @@ class ImageModality:
     """Still images, coded by a light fully convolutional model with a ×16 latent."""
 
     name = "image"
-    extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+    extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
     rate_unit = "bpp"
     size_unit = "Mpx"
 
@@ -147,12 +147,11 @@ class ImageModality:
         return x, {"height": height, "width": width, "mode": signal.mode}
 
     def synthesis(self, x: torch.Tensor, side_info: SideInfo) -> ImageSignal:
-        height, width, mode = side_info.get("height"), side_info.get("width"), side_info.get("mode")
-        if mode not in _MODES:
+        mode = side_info.get("mode")
+        if not isinstance(mode, str) or mode not in _MODES:
             raise FormatError(f"side info names an unknown image mode {mode!r}")
-        for what, value, extent in (("height", height, x.shape[-2]), ("width", width, x.shape[-1])):
-            if not isinstance(value, int) or not extent - PAD_MULTIPLE < value <= extent:
-                raise FormatError(f"side info {what} {value!r} does not fit a decoded {extent} px")
+        height = _decoded_extent(side_info, "height", x.shape[-2])
+        width = _decoded_extent(side_info, "width", x.shape[-1])
         dtype = np.uint16 if mode == "I;16" else np.uint8
         opaque = np.full((height, width, _MODES[mode]), np.iinfo(dtype).max, dtype=dtype)
         return from_tensor(crop_to(x, height, width), ImageSignal(opaque, mode))
@@ -190,6 +189,16 @@ class ImageModality:
     def size(self, signal: ImageSignal) -> float:
         """Megapixels of the original image: what speeds are quoted per."""
         return signal.height * signal.width / 1e6
+
+
+def _decoded_extent(side_info: SideInfo, what: str, extent: int) -> int:
+    """The image's ``what`` (height, width) from a header, checked against the ``extent``
+    decoded (it was padded up to a multiple of PAD_MULTIPLE): a crafted header must
+    not crop outside the decoded tensor."""
+    value = side_info.get(what)
+    if not isinstance(value, int) or not extent - PAD_MULTIPLE < value <= extent:
+        raise FormatError(f"side info {what} {value!r} does not fit a decoded {extent} px")
+    return value
 
 
 def _dissimilarity(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ back into sound without any phase information:
   recovers the phase in one pass: the phase gradients of a Gaussian-window STFT follow from
   the log-magnitude gradients, and they are integrated along a max-heap so that the most
   reliable (largest) coefficients are visited first. The heap walk is compiled with numba
-  when available (cached on disk) and falls back to pure Python otherwise.
+  (cached on disk).
 * A few fast Griffin-Lim iterations (Perraudin, Balazs & Søndergaard 2013) started from the
   PGHI phase can polish the result (``gl_iters`` in :func:`mel_to_waveform`).
 """
@@ -402,18 +402,16 @@ _INTEGRATOR: Callable[..., None] | None = None
 
 
 def _integrator() -> Callable[..., None]:
-    """numba-compiled heap walk (≈50x faster; compiled once, cached on disk) or pure Python."""
+    """numba-compiled heap walk (≈50x faster; compiled once, cached on disk); numba is
+    imported only here, on first use, since importing it takes a while."""
     global _INTEGRATOR
     if _INTEGRATOR is None:
+        import numba
+
         try:
-            import numba
-        except ImportError:  # pragma: no cover - numba ships with librosa
-            _INTEGRATOR = _integrate_py
-        else:
-            try:
-                _INTEGRATOR = numba.njit(cache=True, nogil=True)(_integrate_py)
-            except Exception:  # pragma: no cover - unwritable cache location
-                _INTEGRATOR = numba.njit(nogil=True)(_integrate_py)
+            _INTEGRATOR = numba.njit(cache=True, nogil=True)(_integrate_py)
+        except Exception:  # pragma: no cover - unwritable cache location
+            _INTEGRATOR = numba.njit(nogil=True)(_integrate_py)
     return _INTEGRATOR
 
 
@@ -452,7 +450,7 @@ def pghi(
 
     a, n, gamma = config.hop, config.n_fft, config.gamma
     # Floor far below the tolerance so that gradients next to silent regions stay finite.
-    tols = sorted((float(tol),) if np.isscalar(tol) else (float(t) for t in tol), reverse=True)
+    tols = sorted((float(t) for t in np.atleast_1d(tol)), reverse=True)
     logm = np.log(np.maximum(mag, peak * min(tols[-1], 1e-5) * 1e-5))
 
     # Centred differences; along frequency the log-magnitude is even about DC and Nyquist

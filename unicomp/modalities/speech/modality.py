@@ -92,7 +92,7 @@ class SpeechModality:
     """Speech files coded through a 1-D convolutional GAN on log-mel spectrograms."""
 
     name = "speech"
-    extensions = (".wav", ".flac", ".ogg")
+    extensions: tuple[str, ...] = (".wav", ".flac", ".ogg")
     rate_unit = "kbps"
     size_unit = "s"
 
@@ -194,16 +194,13 @@ class SpeechModality:
         return x, side_info
 
     def synthesis(self, x: torch.Tensor, side_info: Mapping[str, Any]) -> SpeechSignal:
-        rate, length, channels, gain_steps = (side_info.get(k) for k in ("sr", "n", "ch", "g"))
+        rate = _side_int(side_info, "sr", "sample rate", MIN_RATE, MAX_RATE)
+        length = _side_int(side_info, "n", "length", 1, MAX_SECONDS * MAX_RATE)
+        channels = _side_int(side_info, "ch", "channel count", 1, MAX_CHANNELS)
+        gain_steps = _side_int(
+            side_info, "g", "gain", -400 * GAIN_STEPS_PER_DB, 100 * GAIN_STEPS_PER_DB
+        )
         subtype = side_info.get("st", "")
-        for key, value, low, high in (
-            ("sample rate", rate, MIN_RATE, MAX_RATE),
-            ("length", length, 1, MAX_SECONDS * MAX_RATE),
-            ("channel count", channels, 1, MAX_CHANNELS),
-            ("gain", gain_steps, -400 * GAIN_STEPS_PER_DB, 100 * GAIN_STEPS_PER_DB),
-        ):
-            if not isinstance(value, int) or not low <= value <= high:
-                raise FormatError(f"side info {key} {value!r} is missing or out of range")
         if not isinstance(subtype, str):
             raise FormatError(f"side info sample format {subtype!r} is not a string")
         length_16k = _length_16k(length, rate)
@@ -324,6 +321,15 @@ def _vocode(logmel: torch.Tensor) -> np.ndarray:
             weight[end + len(fade) :] = 0
         wave[first * hop : first * hop + len(piece)] += weight * piece
     return wave
+
+
+def _side_int(side_info: Mapping[str, Any], key: str, what: str, low: float, high: float) -> int:
+    """An integer a header's side info must hold, in [low, high]: decoding sizes its
+    buffers by it, so a crafted header must not name anything outside."""
+    value = side_info.get(key)
+    if not isinstance(value, int) or not low <= value <= high:
+        raise FormatError(f"side info {what} {value!r} is missing or out of range")
+    return value
 
 
 def _gain(steps: int) -> float:

@@ -37,8 +37,10 @@ AVIF_QUALITIES: tuple[Quality, ...] = (0, 10, 20, 30, 45, 60, 75, 90)
 #: ffmpeg's libopenjpeg reads ``-compression_level L`` as a 2L:1 ratio, i.e. 12/L bpp
 #: of 8-bit RGB: these run from about 0.015 to 2 bpp.
 JPEG2000_LEVELS: tuple[Quality, ...] = (800, 400, 200, 100, 50, 25, 12, 6)
-#: How CompressAI's JPEG2000 codec starts both its ffmpeg command lines.
+#: How CompressAI's JPEG2000 codec starts both its ffmpeg command lines, and the
+#: encoder it asks for (YUV 4:4:4).
 FFMPEG = ("ffmpeg", "-loglevel", "panic", "-y")
+JPEG2000_ENCODER = ("-vcodec", "jpeg2000", "-pix_fmt", "yuv444p", "-c:v", "libopenjpeg")
 
 
 def _compressai() -> str:
@@ -117,10 +119,8 @@ class Jpeg2000Codec:
         with tempfile.TemporaryDirectory() as folder:
             source, target = Path(folder) / "in.png", Path(folder) / "out.jp2"
             Image.fromarray(rgb8(signal)).save(source, compress_level=1)
-            run_tool(
-                [*FFMPEG, "-i", source, "-vcodec", "jpeg2000", "-pix_fmt", "yuv444p"]
-                + ["-c:v", "libopenjpeg", "-compression_level", int(quality), target]
-            )
+            level = ("-compression_level", int(quality))
+            run_tool([*FFMPEG, "-i", source, *JPEG2000_ENCODER, *level, target])
             return target.read_bytes()
 
     def decode(self, data: bytes, reference: Any) -> ImageSignal:

@@ -41,10 +41,8 @@ class Opus:
         with tempfile.TemporaryDirectory() as folder:
             source, target = Path(folder) / "in.wav", Path(folder) / "out.opus"
             sf.write(source, pcm16(signal, signal.sample_rate), signal.sample_rate)
-            run_tool(
-                ["opusenc", "--quiet", "--speech", "--padding", 0, "--bitrate", quality]
-                + [source, target]
-            )
+            options = ("--quiet", "--speech", "--padding", 0, "--bitrate", quality)
+            run_tool(["opusenc", *options, source, target])
             return target.read_bytes()
 
     def decode(self, data: bytes, reference: Any) -> SpeechSignal:
