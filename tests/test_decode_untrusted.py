@@ -214,7 +214,7 @@ def test_a_model_whose_tables_do_not_fit_its_centers_is_refused(
     model = load_model(card, sensor.build_networks)
     tables = model.point().search_tables
     wrong = EntropyTables.uniform(tables.channels, tables.num_symbols + 1)
-    model.set_point(dataclasses.replace(model.point(), search_tables=wrong, coder_tables=wrong))
+    model.set_point(dataclasses.replace(model.point(), search_tables=wrong))
     saved = save_model(model, tmp_path)
     with pytest.raises(ModelError, match="centers but entropy tables"):
         load_model(saved, sensor.build_networks)

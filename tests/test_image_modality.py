@@ -15,8 +15,10 @@ from PIL import Image
 from unicomp import api
 from unicomp.core.checkpoint import Model, save_model
 from unicomp.core.codec import Codec
+from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.config import ModelConfig, merge
 from unicomp.core.entropy import EntropyTables
+from unicomp.core.points import OperatingPoint
 from unicomp.core.quantizer import Quantizer
 from unicomp.core.trainer import train
 from unicomp.errors import FormatError, InputError, UsageError
@@ -75,7 +77,8 @@ def untrained_card(image: ImageModality, tmp_path_factory: pytest.TempPathFactor
     config = tiny_config(image)
     encoder, generator, _ = image.build_networks(config.network)
     tables = EntropyTables.uniform(TINY_NETWORK["latent_channels"], config.quantizer.num_centers)
-    model = Model(config, encoder, generator, Quantizer(config.quantizer), tables)
+    point = OperatingPoint(None, 0.0, tables, PER_CHANNEL, tables, generator)
+    model = Model(config, encoder, Quantizer(config.quantizer), [point])
     return save_model(model, tmp_path_factory.mktemp("image-untrained"))
 
 

@@ -155,7 +155,9 @@ def test_long_signals_are_analysed_in_chunks_exactly(monkeypatch: pytest.MonkeyP
     whole, _ = SPEECH.analysis(signal)
     monkeypatch.setattr(modality_module, "CHUNK_FRAMES", 64)
     chunked, _ = SPEECH.analysis(signal)
-    assert torch.equal(whole, chunked)
+    # Chunks see exactly the samples the whole does; only matrix products of another size
+    # may round differently in the last place (a seam would be off by far more).
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
 
 
 def test_chunked_vocoding_has_no_seams_in_pauses(monkeypatch: pytest.MonkeyPatch) -> None:

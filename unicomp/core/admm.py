@@ -26,11 +26,13 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from unicomp.core.config import AdmmConfig
+from unicomp.core.entropy import mean_code_length
 from unicomp.core.quantizer import Quantizer
 
 Distortion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -101,6 +103,8 @@ def admm_search(
     """
     centers = quantizer.centers.detach()
     rate_weight = rate_weight if bits is not None else 0.0
+    if rate is None and bits is not None:
+        rate = partial(mean_code_length, bits=bits)
     started = time.monotonic()
     with frozen(generator), torch.no_grad():
         best_indices = project(z0, centers, bits, rate_weight)
@@ -111,10 +115,9 @@ def admm_search(
             price = rate_weight * best_distortion / latent_error.clamp_min(1e-12)
 
         def cost(indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-            if rate_weight <= 0:
+            if rate_weight <= 0 or rate is None:
                 return value
-            per_element = rate(indices) if rate is not None else _bits_per_element(indices, bits)
-            return value + price * per_element
+            return value + price * rate(indices)
 
         best_cost = cost(best_indices, best_distortion)
     if config.iterations <= 0:
@@ -183,11 +186,3 @@ def backprop_then_project(
             indices = project(z, centers)
             value = distortion(generator(centers[indices]), x)
     return SearchResult(indices, value, steps)
-
-
-def _bits_per_element(indices: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """Mean code length per latent element of each item, (batch,)."""
-    channels = indices.shape[1]
-    flat = indices.reshape(indices.shape[0], channels, -1)
-    table = bits.unsqueeze(0).expand(indices.shape[0], -1, -1)
-    return torch.gather(table, 2, flat).flatten(1).mean(dim=1)

@@ -7,9 +7,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from unicomp.errors import UsageError
+
+#: A training phase, which is also how the quantizer treats latents in it.
+Mode = Literal["float", "soft", "hard"]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,7 +72,7 @@ class TrainConfig:
     def total_steps(self) -> int:
         return self.float_steps + self.soft_steps + self.hard_steps
 
-    def phase_at(self, step: int) -> str:
+    def phase_at(self, step: int) -> Mode:
         """The phase that step number ``step`` (0-based) belongs to."""
         if step < self.float_steps:
             return "float"

@@ -81,8 +81,8 @@ def tables_from_counts(counts: torch.Tensor, channels: int) -> EntropyTables:
 
 def fit_tables(indices: Sequence[torch.Tensor], num_symbols: int) -> EntropyTables:
     """Context tables for latents like ``indices`` (each of shape (channels, *axes))."""
-    counts = sum(count_contexts(latent.unsqueeze(0), num_symbols) for latent in indices)
-    return tables_from_counts(counts, indices[0].shape[0])
+    counts = torch.stack([count_contexts(latent.unsqueeze(0), num_symbols) for latent in indices])
+    return tables_from_counts(counts.sum(dim=0), indices[0].shape[0])
 
 
 class ContextCoder:

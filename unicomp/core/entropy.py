@@ -150,9 +150,15 @@ class PerChannelCoder:
     def bits_per_element(self, indices: torch.Tensor, tables: EntropyTables) -> torch.Tensor:
         """Mean ideal code length per element of each item of ``indices`` (batch,
         channels, ...), shape (batch,)."""
-        flat = indices.reshape(indices.shape[0], indices.shape[1], -1)
-        costs = tables.bits().unsqueeze(0).expand(indices.shape[0], -1, -1)
-        return torch.gather(costs, 2, flat).flatten(1).mean(dim=1)
+        return mean_code_length(indices, tables.bits())
+
+
+def mean_code_length(indices: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Mean code length per element of each item of ``indices`` (batch, channels, ...)
+    when symbol ``k`` of channel ``c`` costs ``bits[c, k]``, shape (batch,)."""
+    flat = indices.reshape(indices.shape[0], indices.shape[1], -1)
+    costs = bits.unsqueeze(0).expand(indices.shape[0], -1, -1)
+    return torch.gather(costs, 2, flat).flatten(1).mean(dim=1)
 
 
 def rans_encode(symbols: np.ndarray, rows: np.ndarray, tables: EntropyTables) -> bytes:

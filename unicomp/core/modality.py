@@ -95,6 +95,7 @@ def size_unit(modality: Modality) -> str | None:
 
 def signal_size(modality: Modality, signal: Any) -> float | None:
     """How much signal ``signal`` holds, in :func:`size_unit` (None if it has no unit)."""
-    if size_unit(modality) is None:
+    size = getattr(modality, "size", None)  # optional: not part of the protocol
+    if size_unit(modality) is None or size is None:
         return None
-    return float(modality.size(signal))
+    return float(size(signal))

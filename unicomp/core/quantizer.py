@@ -8,14 +8,12 @@ hard, gradient of the soft assignment) and ``hard`` (argmin, straight-through to
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-from unicomp.core.config import QuantizerConfig
+from unicomp.core.config import Mode, QuantizerConfig
 
-Mode = Literal["float", "soft", "hard"]
+__all__ = ["Mode", "Quantizer"]
 
 
 class Quantizer(nn.Module):

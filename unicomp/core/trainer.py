@@ -177,10 +177,12 @@ class Trainer:
             self.dist.rank,
             self.dist.world_size,
         )
-        betas = tuple(self.train_config.betas)
+        beta1, beta2 = self.train_config.betas
         lr = self.train_config.learning_rate
-        self.optimizer_g = torch.optim.Adam(self.autoencoder.parameters(), lr=lr, betas=betas)
-        self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+        self.optimizer_g = torch.optim.Adam(
+            self.autoencoder.parameters(), lr=lr, betas=(beta1, beta2)
+        )
+        self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, beta2))
         channels, symbols = self._latent_channels(dataset), config.quantizer.num_centers
         self.counts = torch.zeros(channels, symbols, dtype=torch.float64)
         contexts = channels * context_coding.context_count(symbols, len(config.train.crop))
