@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vector_cases import CASES, VECTORS, decode, sha256, write_input
+from vectors.vector_cases import CASES, VECTORS, decode, sha256, write_input
 
 from unicomp import api
 from unicomp.core import kernels

@@ -14,13 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vector_cases import CASES, VECTORS, decode  # noqa: E402  (first: it pins the kernels)
+from vector_cases import CASES, VECTORS, decode  # first: importing it pins the kernels
 
 # isort: split
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 
 def main(argv: list[str] | None = None) -> int:

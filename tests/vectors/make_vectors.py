@@ -22,15 +22,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vector_cases import CASES, VECTORS, decode, sha256, write_input  # noqa: E402  (first: it pins the kernels)
+from vector_cases import (  # first: importing it pins the kernels
+    CASES,
+    VECTORS,
+    decode,
+    sha256,
+    write_input,
+)
 
 # isort: split
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from unicomp import api  # noqa: E402
+from unicomp import api
 
 
 def main(argv: list[str] | None = None) -> int:

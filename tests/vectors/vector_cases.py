@@ -1,7 +1,7 @@
 """The inputs of the committed test vectors, the digests that pin their decoding and the
 decoding contract's tolerance (docs/format.md).
 
-Shared by tests/test_vectors.py and the scripts in tests/vectors/. Inputs are cut from
+Shared by tests/test_vectors.py and the scripts beside it in tests/vectors/. Inputs are cut from
 examples/samples, small enough that the latent search always finishes well within its
 time budget, so that encoding them is deterministic on any machine. Each vector's
 reference samples are committed beside it (``<case>.samples.npy``), so that a machine
@@ -27,9 +27,8 @@ from PIL import Image
 
 from unicomp import api
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "examples" / "samples"
-VECTORS = Path(__file__).resolve().parent / "vectors"
+VECTORS = Path(__file__).resolve().parent
+SAMPLES = VECTORS.parents[1] / "examples" / "samples"
 
 
 #: Where kernels differ from the contract's reference: speech within this SNR of it.
