@@ -4,11 +4,11 @@
 
 Compresses the bundled photo and speech clip (examples/samples) once, then decodes them
 in a fresh process per setting: the contract's pinned kernels (core/kernels.py), the
-same under torch thread counts, and every lower setting this machine accepts
-(``kernels.lower_settings``). For each it prints the largest pixel difference and how
-many values differ, the speech SNR against the pinned decode, and the decode seconds
-(best of three, after one unmeasured decode). The figures behind the tolerance stated in
-docs/format.md.
+same under torch thread counts, every pin off on one thread (what the pins cost), and
+every lower setting this machine accepts (``kernels.lower_settings``). For each it
+prints the largest pixel difference and how many values differ, the speech SNR against
+the pinned decode, and the decode seconds (best of three, after one unmeasured decode):
+the figures behind the tolerance and the cost stated in docs/format.md.
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in SAMPLES:
             api.compress(ROOT / "examples" / "samples" / name, folder / f"{name}.ucz")
         settings = [(f"pinned, {n} thread(s)", {}, n) for n in args.threads]
+        # What the pins cost: the same single thread with every pin off.
+        settings.append(("pins off, 1 thread", {kernels.NATIVE_ENV: "1"}, 1))
         settings += [(name, env, None) for name, env in kernels.lower_settings().items()]
         pids = {name: run_setting(folder, env, threads) for name, env, threads in settings}
         reference = pids[settings[0][0]]
