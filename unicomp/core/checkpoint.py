@@ -295,7 +295,7 @@ def _generator_prefix(model: Model, index: int) -> str:
     point, default = model.points[index], model.points[0]
     if index == 0 or point.generator is default.generator:
         return "generator"
-    return f"point_generators.{point.label}"
+    return _own_generator_prefix(point.label)
 
 
 def _coder_tables_key(model: Model, index: int) -> str | None:
@@ -305,7 +305,17 @@ def _coder_tables_key(model: Model, index: int) -> str | None:
     point = model.points[index]
     if point.coder is not CONTEXT:
         return None
-    return "entropy.contexts" if index == 0 else f"entropy.contexts.{point.label}"
+    return _context_key(None if index == 0 else point.label)
+
+
+def _own_generator_prefix(label: str | None) -> str:
+    """The weights prefix of a generator tuned for point ``label`` alone."""
+    return f"point_generators.{label}"
+
+
+def _context_key(label: str | None) -> str:
+    """The weights key of the context tables of point ``label`` (None: the default's)."""
+    return "entropy.contexts" if label is None else f"entropy.contexts.{label}"
 
 
 def _points(
@@ -330,7 +340,7 @@ def _points(
         if (coder is CONTEXT) != (key is not None):
             raise ModelError(f"point {label!r}: coder {coder.name} with tables {key!r}")
         prefix = spec["generator"]
-        if prefix not in ("generator", f"point_generators.{label}"):
+        if prefix not in ("generator", _own_generator_prefix(label)):
             raise ModelError(f"point {label!r} names generator {prefix!r}")
         if prefix not in generators:
             generators[prefix] = generator if prefix == "generator" else copy.deepcopy(generator)
@@ -360,7 +370,7 @@ def _legacy_specs(card: Mapping[str, Any], weight_keys: set[str]) -> list[dict[s
     default = untabled[0] if len(untabled) == 1 else None
 
     def spec(label: str | None, weight: Any, tables: Any, contexts: str) -> dict[str, Any]:
-        generator = f"point_generators.{label}" if label in own else "generator"
+        generator = _own_generator_prefix(label) if label in own else "generator"
         return {
             "label": label,
             "rate_weight": weight,
@@ -371,16 +381,16 @@ def _legacy_specs(card: Mapping[str, Any], weight_keys: set[str]) -> list[dict[s
         }
 
     default_weight = dict(config.get("admm", {})).get("rate_weight", 0.0)
-    specs = [spec(default, default_weight, entropy.get("frequencies", []), "entropy.contexts")]
+    specs = [spec(default, default_weight, entropy.get("frequencies", []), _context_key(None))]
     for label, tables in rows.items():
-        specs.append(spec(label, weights[label], tables, f"entropy.contexts.{label}"))
+        specs.append(spec(label, weights[label], tables, _context_key(label)))
     return specs
 
 
 def _context_tables(state: Mapping[str, torch.Tensor], key: Any, rows: int) -> EntropyTables:
     """Context tables stored among the weights under ``key``: ``rows`` rows, one per
     channel and context of the model's latent."""
-    if not isinstance(key, str) or not key.startswith("entropy.contexts") or key not in state:
+    if not isinstance(key, str) or not key.startswith(_context_key(None)) or key not in state:
         raise ModelError(f"context tables {key!r} are not in the weights")
     frequencies = state[key]
     if frequencies.dim() != 2 or frequencies.shape[0] != rows:

@@ -129,16 +129,13 @@ class Codec:
 
     def decode_indices(self, data: bytes) -> tuple[container.Header, torch.Tensor]:
         """Parse a file made by this model and entropy-decode its center indices."""
-        header, payload = container.unpack(data)
-        point = self.check_header(header)
-        return header, point.coder.decode(payload, header.latent_shape, point.coder_tables)
+        header, _, indices = self._unpack(data)
+        return header, indices
 
     def decode(self, data: bytes) -> Any:
         """Reconstruct the signal stored in ``data``, on the kernels and the one thread the
         decoding contract fixes (core/kernels.py), so every machine gets the same samples."""
-        header, payload = container.unpack(data)
-        point = self.check_header(header)
-        indices = point.coder.decode(payload, header.latent_shape, point.coder_tables)
+        header, point, indices = self._unpack(data)
         with torch.no_grad(), kernels.decoding_threads():
             x_hat = point.generator(self.model.quantizer.dequantize(indices).unsqueeze(0))
             return self.modality.synthesis(x_hat[0], header.side_info)
@@ -178,6 +175,12 @@ class Codec:
     def latent_rank(self) -> int:
         """Channels plus one axis per signal axis, which training crops cover one each."""
         return 1 + len(self.model.config.train.crop)
+
+    def _unpack(self, data: bytes) -> tuple[container.Header, OperatingPoint, torch.Tensor]:
+        """The header, the operating point that decodes the file, and its indices."""
+        header, payload = container.unpack(data)
+        point = self.check_header(header)
+        return header, point, point.coder.decode(payload, header.latent_shape, point.coder_tables)
 
     def _search_config(self, iterations: int | None) -> AdmmConfig:
         search = self.model.config.admm
