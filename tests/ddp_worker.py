@@ -1,12 +1,16 @@
 """Launched by torchrun from test_trainer.py: a tiny DDP training run.
 
-Each rank writes the sha256 of its final weights, so the test can check that
-DistributedDataParallel kept the replicas identical.
+``plain``: each rank writes the sha256 of its final weights, so the test can check that
+DistributedDataParallel kept the replicas identical. ``elastic``: the same run through
+:func:`unicomp.core.trainer.train`, whose rank 0 dies at step ``DIE_AT`` of the first
+attempt; torchrun (``--max-restarts``) starts the job again, and it must resume from the
+last checkpoint on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -16,15 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples/unicomp-p
 
 from unicomp_sensor.modality import SensorModality  # noqa: E402
 
-from unicomp.core.config import merge  # noqa: E402
+from unicomp.core.config import ModelConfig, merge  # noqa: E402
 from unicomp.core.data import CropDataset  # noqa: E402
-from unicomp.core.trainer import Trainer, process_group  # noqa: E402
+from unicomp.core.trainer import StepReport, Trainer, process_group, train  # noqa: E402
+
+#: The step after which rank 0 of the first attempt dies: past the checkpoint at step 6.
+DIE_AT = 9
 
 
-def main(data_dir: Path, out_dir: Path) -> None:
-    torch.set_num_threads(1)
-    modality = SensorModality()
-    config = merge(
+def config(modality: SensorModality) -> ModelConfig:
+    return merge(
         modality.default_config(),
         {
             "train": {
@@ -33,13 +38,19 @@ def main(data_dir: Path, out_dir: Path) -> None:
                 "hard_steps": 6,
                 "adversarial_start": 3,
                 "checkpoint_every": 6,
+                "log_every": 1,
                 "batch_size": 4,
             }
         },
     )
-    dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
+
+
+def plain(data_dir: Path, out_dir: Path) -> None:
+    modality = SensorModality()
+    settings = config(modality)
+    dataset = CropDataset.from_folder(modality, data_dir, settings.train.crop)
     with process_group() as distributed:
-        trainer = Trainer(modality, config, dataset, out_dir, distributed)
+        trainer = Trainer(modality, settings, dataset, out_dir, distributed)
         trainer.run()
     digest = hashlib.sha256()
     for name in ("encoder", "generator", "quantizer"):
@@ -52,5 +63,20 @@ def main(data_dir: Path, out_dir: Path) -> None:
     )
 
 
+def elastic(data_dir: Path, out_dir: Path) -> None:
+    attempt = int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+
+    def die_once(report: StepReport) -> None:  # called on rank 0 only
+        if attempt == 0 and report.step == DIE_AT:
+            os._exit(1)
+
+    modality = SensorModality()
+    train(modality, config(modality), data_dir, out_dir, on_step=die_once)
+    with (out_dir / "attempts.txt").open("a") as log:
+        log.write(f"{os.environ['RANK']} {attempt}\n")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    torch.set_num_threads(1)
+    mode = {"plain": plain, "elastic": elastic}[sys.argv[1]]
+    mode(Path(sys.argv[2]), Path(sys.argv[3]))

@@ -12,6 +12,8 @@ from unicomp_sensor.synthetic import synthetic_reading
 
 from unicomp import api
 from unicomp.core.codec import Codec
+from unicomp.errors import UsageError
+from unicomp.folders import Shard
 
 NAMES = ["a.csv", "b.csv", "c.csv", "d.csv", "sub/a.csv", "sub/deeper/e.csv"]
 
@@ -78,6 +80,8 @@ def test_existing_outputs_are_skipped_unless_forced(cli, readings: Path, tmp_pat
         "skipped": 6,
         "failed": 0,
         "ignored": 1,
+        "other_shards": 0,
+        "shard": "1/1",
         "interrupted": False,
         "exit_code": 0,
         "seconds": 0,
@@ -124,3 +128,39 @@ def test_a_worker_loads_each_model_once(
         output = tmp_path / f"{name}.ucz"
         api.compress(readings / name, output, model=sensor_model, registry=registry, codecs=codecs)
     assert len(loads) == 1
+
+
+def test_shards_split_a_corpus_into_parts_that_cover_every_file_once() -> None:
+    paths = [Path(f"take{i % 7}/clip{i:05d}.wav") for i in range(3000)]
+    for count in (1, 2, 5):
+        shards = [Shard(index, count) for index in range(1, count + 1)]
+        owners = [[shard.holds(path) for shard in shards].count(True) for path in paths]
+        assert owners == [1] * len(paths)
+        sizes = [sum(shard.holds(path) for path in paths) for shard in shards]
+        assert max(sizes) < 1.15 * len(paths) / count  # a hash splits evenly
+        # A signal's compressed file falls into the signal's shard.
+        assert all(s.holds(p) == s.holds(Path(f"{p}.ucz")) for s in shards for p in paths[:200])
+    assert Shard.parse(" 2/5") == Shard(2, 5)
+    for bad in ("0/2", "3/2", "1", "a/b", "1/0", "-1/2"):
+        with pytest.raises(UsageError, match="--shard"):
+            Shard.parse(bad)
+
+
+def test_a_shard_codes_only_its_own_files(cli, readings: Path, tmp_path: Path) -> None:
+    packed, restored = tmp_path / "packed", tmp_path / "restored"
+    # By path hash, shard 2 of 2 holds c.csv and notes.txt; the other five readings are 1's.
+    result = cli("compress", str(readings), "-o", str(packed), "--shard", "2/2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["shard"], summary["done"], summary["total"]) == ("2/2", 1, 1)
+    assert (summary["ignored"], summary["other_shards"]) == (1, 5)  # hidden files: never
+    assert [p.relative_to(packed).as_posix() for p in packed.rglob("*.ucz")] == ["c.csv.ucz"]
+
+    result = cli("decompress", str(packed), "-o", str(restored), "--shard", "2/2")
+    assert result.returncode == 0, result.stderr
+    assert "decompressed 1 of 1 files" in result.stdout and "shard 2/2" in result.stdout
+    assert [p.name for p in restored.rglob("*") if p.is_file()] == ["c.csv"]
+
+    refused = cli("compress", str(readings / "a.csv"), "--shard", "1/2")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "error: --shard splits folders, not single files"

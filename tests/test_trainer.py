@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from conftest import tiny_config
 from PIL import Image
 
 from unicomp.core.checkpoint import load_model, load_state, read_card
 from unicomp.core.context_coding import context_count
-from unicomp.core.trainer import LOG_NAME, STATE_NAME, train
+from unicomp.core.trainer import LOG_NAME, STATE_NAME, Hardware, train
 
 SHORT = {
     "float_steps": 8,
@@ -62,38 +63,48 @@ def test_resume_continues_exactly(sensor, sensor_data: Path, tmp_path: Path) -> 
     straight = train(sensor, config, sensor_data, tmp_path / "straight")
     assert train(sensor, config, sensor_data, tmp_path / "split", stop_at=11) is None
     assert load_state(tmp_path / "split" / STATE_NAME)["step"] == 11
-    resumed = train(sensor, config, sensor_data, tmp_path / "split", resume=True)
+    # Loader worker processes make the very batches the training process would.
+    workers = Hardware(loader_workers=2)
+    resumed = train(sensor, config, sensor_data, tmp_path / "split", resume=True, hardware=workers)
     assert read_card(resumed)["weights"]["sha256"] == read_card(straight)["weights"]["sha256"]
     assert read_card(resumed)["entropy"] == read_card(straight)["entropy"]
 
 
-def test_two_process_ddp_training_keeps_replicas_identical(
+def test_bf16_trains_under_autocast_with_float32_losses_and_centers(
+    sensor, sensor_data: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(sensor, **SHORT)
+    card = train(sensor, config, sensor_data, tmp_path, hardware=Hardware(precision="bf16"))
+    lines = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
+    losses = [value for line in lines for key, value in line.items() if key != "phase"]
+    assert len(lines) == 24 and np.isfinite(losses).all()
+    model = load_model(card, sensor.build_networks)
+    assert model.quantizer.centers.dtype == torch.float32
+    assert len(set(read_card(card)["centers"])) == model.quantizer.num_centers
+
+
+def test_two_process_ddp_training_keeps_replicas_identical_and_resumes_after_a_crash(
     sensor_data: Path, tmp_path: Path
 ) -> None:
-    worker = Path(__file__).with_name("ddp_worker.py")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(worker),
-            str(sensor_data),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    result = _torchrun("plain", sensor_data, straight)
     assert result.returncode == 0, _worker_errors(result.stderr)
-    rank0 = (tmp_path / "rank0.txt").read_text().split()
-    rank1 = (tmp_path / "rank1.txt").read_text().split()
+    rank0 = (straight / "rank0.txt").read_text().split()
+    rank1 = (straight / "rank1.txt").read_text().split()
     assert rank0[0] == rank1[0] == "2"
     assert rank0[1] == rank1[1]  # identical weights after DDP training
     assert rank0[2] != rank1[2]  # but each rank saw its own share of the data
-    assert (tmp_path / "sensor-default.json").is_file()  # rank 0 exported the model
+    assert (straight / "sensor-default.json").is_file()  # rank 0 exported the model
+
+    # Rank 0 dies at step 9 of the first attempt; torchrun restarts both ranks, which
+    # resume from the checkpoint of step 6 and end where the uninterrupted run ended.
+    result = _torchrun("elastic", sensor_data, crashed, "--max-restarts", "1")
+    assert result.returncode == 0, _worker_errors(result.stderr)
+    assert sorted((crashed / "attempts.txt").read_text().splitlines()) == ["0 1", "1 1"]
+    first_attempt = [json.loads(line)["step"] for line in (crashed / LOG_NAME).open()]
+    assert first_attempt.count(7) == 2  # steps 7 to 9 ran twice: the resume was real
+    weights = [read_card(out / "sensor-default.json")["weights"] for out in (straight, crashed)]
+    assert weights[0] == weights[1]
 
 
 def test_a_failing_distributed_run_names_each_rank_and_does_not_abort(tmp_path: Path) -> None:
@@ -129,3 +140,16 @@ def _worker_errors(stderr: str) -> str:
     cause (the summary follows, shortened)."""
     own = [line for line in stderr.splitlines() if "torch/distributed/elastic" not in line]
     return "\n".join(own[:40]) + "\n...\n" + stderr[-1500:]
+
+
+def _torchrun(mode: str, data: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
+    worker = Path(__file__).with_name("ddp_worker.py")
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc_per_node", "2", *options, str(worker), mode, str(data), str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from unicomp.atomic import atomic_output, check_output, write_bytes_atomic
 from unicomp.core import container
 from unicomp.core.catalog import find_model, resolve_model
 from unicomp.core.checkpoint import read_card
 from unicomp.core.codec import Codec, EncodeReport
+from unicomp.core.devices import resolve_device
 from unicomp.errors import FormatError, InputError, ModelError
 from unicomp.plugins.manager import Registry, get_registry
 
@@ -25,6 +28,8 @@ UCZ_SUFFIX = ".ucz"
 MAX_UCZ_BYTES = container.MAX_PAYLOAD_BYTES + 2 * container.MAX_HEADER_BYTES
 
 PathLike = str | os.PathLike[str]
+#: A device name ("auto", "cpu", "cuda", "cuda:1"; see core/devices.py) or a torch device.
+DeviceLike = str | torch.device
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,10 @@ def load_codec(
     modality: str | None = None,
     rate: str | None = None,
     registry: Registry | None = None,
+    device: DeviceLike = "cpu",
 ) -> Codec:
-    """A codec from a model name or path, or the default model of ``modality`` at ``rate``.
+    """A codec from a model name or path, or the default model of ``modality`` at ``rate``,
+    whose networks run on ``device``.
 
     ``model`` is a name (bundled, installed or in ``UNICOMP_MODEL_PATH``) or the path of
     a card, weights file or model folder. The rate label is also the operating point the
@@ -62,7 +69,8 @@ def load_codec(
             raise InputError("name a model or a modality")
         model = registry.modality(modality).default_model(rate)
     card_path = resolve_model(model, registry.model_dirs)
-    return Codec.load(card_path, registry.modality(read_card(card_path)["modality"]))
+    modality_of_card = registry.modality(read_card(card_path)["modality"])
+    return Codec.load(card_path, modality_of_card, resolve_device(device))
 
 
 def compress(
@@ -77,12 +85,14 @@ def compress(
     on_iteration: Callable[[int, int], None] | None = None,
     registry: Registry | None = None,
     codecs: dict[str, Codec] | None = None,
+    device: DeviceLike = "cpu",
 ) -> CompressResult:
     """Compress the file at ``path`` into ``output`` (default: same name, .ucz).
 
     The input is read before the model is loaded, so a bad file is reported as a bad
     file even where no model is installed. ``codecs`` keeps loaded models between calls
-    (a folder worker passes one, so each model loads once per process).
+    (a folder worker passes one, so each model loads once per process). The networks
+    run on ``device`` (a name as core/devices.py reads it, or a torch device).
     """
     registry = registry or get_registry()
     source = _existing_file(path)
@@ -92,7 +102,7 @@ def compress(
     check_output(target, overwrite)
     model_name = model if model is not None else modality.default_model(rate)
     signal = modality.load(source)
-    codec = _codec(model_name, registry, codecs)
+    codec = _codec(model_name, registry, codecs, device)
     if codec.modality.name != modality.name:
         raise InputError(
             f"model {codec.name!r} codes {codec.modality.name!r}, but {source} is {modality.name!r}"
@@ -112,13 +122,14 @@ def decompress(
     registry: Registry | None = None,
     output_dir: PathLike | None = None,
     codecs: dict[str, Codec] | None = None,
+    device: DeviceLike = "cpu",
 ) -> DecompressResult:
     """Decode a .ucz file with the model its header names (or ``model``).
 
     Without ``output`` the decoded file takes the input's name less ``.ucz``, so
     ``x.png.ucz`` gives back ``x.png`` and ``x.ucz`` gives ``x`` plus the modality's
-    first extension; it goes beside the input, or into ``output_dir``. ``codecs`` is
-    as for :func:`compress`.
+    first extension; it goes beside the input, or into ``output_dir``. ``codecs`` and
+    ``device`` are as for :func:`compress`.
     """
     registry = registry or get_registry()
     source = _existing_file(path)
@@ -135,7 +146,7 @@ def decompress(
     _check_distinct(source, target)
     check_output(target, overwrite)
     card = model if model is not None else find_model(header.model, registry.model_dirs)
-    codec = _codec(card, registry, codecs)
+    codec = _codec(card, registry, codecs, device)
     signal = codec.decode(data)
     with atomic_output(target, overwrite) as temporary:
         codec.modality.save(signal, temporary)
@@ -184,12 +195,15 @@ def _decoded_name(source: Path, extensions: tuple[str, ...]) -> str:
     return name if Path(name).suffix.lower() in extensions else name + extensions[0]
 
 
-def _codec(model: PathLike, registry: Registry, codecs: dict[str, Codec] | None) -> Codec:
+def _codec(
+    model: PathLike, registry: Registry, codecs: dict[str, Codec] | None, device: DeviceLike
+) -> Codec:
     if codecs is None:
-        return load_codec(model, registry=registry)
-    if str(model) not in codecs:
-        codecs[str(model)] = load_codec(model, registry=registry)
-    return codecs[str(model)]
+        return load_codec(model, registry=registry, device=device)
+    key = f"{model}@{device}"
+    if key not in codecs:
+        codecs[key] = load_codec(model, registry=registry, device=device)
+    return codecs[key]
 
 
 def _check_distinct(source: Path, target: Path) -> None:

@@ -27,7 +27,7 @@ from unicomp.errors import INTERNAL_EXIT_CODE, UnicompError, UsageError
 
 if TYPE_CHECKING:
     from unicomp.bench.report import BenchReport
-    from unicomp.folders import FolderSummary
+    from unicomp.folders import FolderSummary, Shard
     from unicomp.workers import Outcome
 
 #: typer turns Ctrl-C into exit 130; unicomp's documented code for it is 1.
@@ -82,6 +82,26 @@ Workers = Annotated[
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Model name or path to a model card.")
 ]
+_DEVICES = "auto (a CUDA GPU when present), cpu, cuda or cuda:N"
+#: Encoding and training default to a GPU when there is one; decoding and the bench to
+#: the CPU, where the decoding contract promises identical samples (docs/format.md).
+FastDevice = Annotated[str, typer.Option("--device", help=f"Where the networks run: {_DEVICES}.")]
+ExactDevice = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help=f"Where the networks run: {_DEVICES}. Only the CPU decodes to identical samples "
+        "on every machine.",
+    ),
+]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="K/N: code only shard K (1..N) of the folder's files, split by path, so that N "
+        "machines share a corpus.",
+    ),
+]
 
 
 @app.command()
@@ -103,6 +123,8 @@ def compress(
     quiet: Quiet = False,
     as_json: AsJson = False,
     workers: Workers = 1,
+    shard: ShardOption = None,
+    device: FastDevice = "auto",
 ) -> None:
     """Compress a signal file into a .ucz file (beside it unless -o).
 
@@ -110,7 +132,9 @@ def compress(
     DIR/a/x.png becomes OUT/a/x.png.ucz; existing outputs are skipped unless --force.
     """
     from unicomp import api
+    from unicomp.core.devices import resolve_device
 
+    where = str(resolve_device(device))
     if input.is_dir():
         from unicomp.folders import compress_folder
 
@@ -123,9 +147,13 @@ def compress(
             admm_iterations=admm_iters,
             overwrite=force,
             workers=workers,
+            shard=_shard(shard),
+            device=where,
         )
         _run_folder(run, "compressed", input, output, quiet, as_json)
         return
+    if shard is not None:
+        raise UsageError("--shard splits folders, not single files")
     with _progress(quiet or as_json) as progress:
         task = progress.add_task("searching latent", total=None)
 
@@ -141,6 +169,7 @@ def compress(
             overwrite=force,
             metrics=metrics,
             on_iteration=advance,
+            device=where,
         )
     report = result.report
     if as_json:
@@ -171,6 +200,8 @@ def decompress(
     quiet: Quiet = False,
     as_json: AsJson = False,
     workers: Workers = 1,
+    shard: ShardOption = None,
+    device: ExactDevice = "cpu",
 ) -> None:
     """Decode a .ucz file with the model named in its header.
 
@@ -178,14 +209,25 @@ def decompress(
     DIR/a/x.png; existing outputs are skipped unless --force.
     """
     from unicomp import api
+    from unicomp.core.devices import resolve_device
 
+    where = str(resolve_device(device))
     if input.is_dir():
         from unicomp.folders import decompress_folder
 
-        run = functools.partial(decompress_folder, model=model, overwrite=force, workers=workers)
+        run = functools.partial(
+            decompress_folder,
+            model=model,
+            overwrite=force,
+            workers=workers,
+            shard=_shard(shard),
+            device=where,
+        )
         _run_folder(run, "decompressed", input, output, quiet, as_json)
         return
-    result = api.decompress(input, output, model=model, overwrite=force)
+    if shard is not None:
+        raise UsageError("--shard splits folders, not single files")
+    result = api.decompress(input, output, model=model, overwrite=force, device=where)
     if as_json:
         out.print_json(
             data={
@@ -281,13 +323,31 @@ def train(
     config: Annotated[Path | None, typer.Option(help="TOML file overriding the defaults.")] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default: the modality's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
+    device: FastDevice = "auto",
+    precision: Annotated[
+        str, typer.Option(help="fp32, or bf16 (autocast) where the device computes in it.")
+    ] = "fp32",
+    loader_workers: Annotated[
+        int,
+        typer.Option(
+            "--loader-workers", min=0, help="Processes that prepare batches ahead (0: none)."
+        ),
+    ] = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Train a model: float, soft and hard quantization phases (DDP under torchrun)."""
+    """Train a model: float, soft and hard quantization phases.
+
+    Under torchrun it trains with DDP, one GPU per rank (NCCL) or CPU ranks (gloo); a job
+    torchrun restarts resumes from the last checkpoint in --out on its own.
+    """
     from unicomp.core.config import load_overrides, merge
+    from unicomp.core.devices import check_precision, resolve_device
+    from unicomp.core.trainer import Hardware
     from unicomp.core.trainer import train as run_training
     from unicomp.plugins.manager import get_registry
 
+    where = resolve_device(device)
+    hardware = Hardware(where, check_precision(precision, where), loader_workers)
     chosen = get_registry().modality(modality)
     settings = chosen.default_config()
     if config is not None:
@@ -309,7 +369,14 @@ def train(
             )
 
         card_path = run_training(
-            chosen, settings, data, out_dir, resume=resume, on_step=show, card=card
+            chosen,
+            settings,
+            data,
+            out_dir,
+            resume=resume,
+            on_step=show,
+            card=card,
+            hardware=hardware,
         )
     if card_path is not None and not quiet:
         out.print(f"model written to {card_path}", highlight=False, markup=False)
@@ -340,12 +407,14 @@ def bench(
         bool, typer.Option("--resume", help="Skip what --out already measured.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Discard earlier results.")] = False,
+    device: ExactDevice = "cpu",
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> None:
     """Rate-distortion and speed of unicomp against baseline codecs; Ctrl-C keeps results."""
     from unicomp.bench.export import summary_json
     from unicomp.bench.run import run_bench
+    from unicomp.core.devices import resolve_device
 
     names = [name.strip() for name in codecs.split(",") if name.strip()] if codecs else None
     with _progress(quiet or as_json) as progress:
@@ -364,6 +433,7 @@ def bench(
             resume=resume,
             overwrite=force,
             on_progress=advance,
+            device=str(resolve_device(device)),
         )
     if as_json:
         out.print_json(data=summary_json(report))
@@ -414,6 +484,8 @@ def _run_folder(
             (summary.ignored, "other files ignored"),
         )
         line = f"{verb} {summary.done} of {summary.total} files into {target}"
+        if summary.shard != "1/1":
+            line += f" (shard {summary.shard}; {summary.other_shards} files in other shards)"
         line += f" in {summary.seconds:.1f} s"
         line += "".join(f"; {count} {what}" for count, what in notes if count)
         out.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -427,6 +499,12 @@ def _run_folder(
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
+
+
+def _shard(text: str | None) -> Shard:
+    from unicomp.folders import Shard
+
+    return Shard() if text is None else Shard.parse(text)
 
 
 def _render_bench(report: BenchReport, wanted_anchor: str | None) -> None:

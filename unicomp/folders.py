@@ -8,12 +8,18 @@ modality reads are counted as ignored. An existing output is skipped unless
 ``overwrite``. Memory stays flat however many files there are: the tree is walked
 lazily, only a few jobs are in flight, and each outcome is handed to ``on_file`` and
 dropped. Ctrl-C stops the workers at their next search step; what is written is whole.
+
+A corpus too large for one machine is split with :class:`Shard`: shard K of N takes
+the files whose relative path hashes to K, so N machines (a Slurm array job, an indexed
+Kubernetes Job) cover every file exactly once without talking to each other, and
+``x.png`` and its ``x.png.ucz`` fall into the same shard.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import multiprocessing
 import os
 import signal
@@ -26,7 +32,7 @@ from pathlib import Path
 from unicomp.api import UCZ_SUFFIX
 from unicomp.core.catalog import resolve_model
 from unicomp.core.checkpoint import read_card
-from unicomp.errors import InputError
+from unicomp.errors import InputError, UsageError
 from unicomp.plugins.manager import get_registry
 from unicomp.workers import Job, Outcome, run_job, start_worker
 
@@ -34,15 +40,51 @@ from unicomp.workers import Job, Outcome, run_job, start_worker
 QUEUED_PER_WORKER = 2
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (1 to ``count``) of a folder split ``count`` ways by path."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"K/N"``, as ``--shard`` takes it (1-based, like jest's and playwright's)."""
+        index, slash, count = text.partition("/")
+        if not (slash and index.strip().isdigit() and count.strip().isdigit()):
+            raise UsageError(f"--shard takes K/N, for example 1/4; got {text!r}")
+        shard = cls(int(index), int(count))
+        if not 1 <= shard.index <= shard.count:
+            raise UsageError(f"--shard {text}: K must be between 1 and N")
+        return shard
+
+    def holds(self, relative: Path) -> bool:
+        """Whether the file at ``relative`` (to the folder) is this shard's; a ``.ucz``
+        suffix is ignored, so a signal and its compressed file share a shard."""
+        if self.count == 1:
+            return True
+        name = relative.as_posix().removesuffix(UCZ_SUFFIX)
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 @dataclass
 class FolderSummary:
-    """Counts of a folder run; ``exit_code`` is the largest of the failed files' codes."""
+    """Counts of a folder run; ``exit_code`` is the largest of the failed files' codes.
+
+    ``total`` counts this shard's files; ``other_shards`` the files left to the others.
+    """
 
     total: int = 0
     done: int = 0
     skipped: int = 0
     failed: int = 0
     ignored: int = 0
+    other_shards: int = 0
+    shard: str = "1/1"
     interrupted: bool = False
     exit_code: int = 0
     seconds: float = 0.0
@@ -67,10 +109,13 @@ def compress_folder(
     admm_iterations: int | None = None,
     overwrite: bool = False,
     workers: int = 1,
+    shard: Shard = Shard(),
+    device: str = "cpu",
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[Outcome], None] | None = None,
 ) -> FolderSummary:
-    """Compress every file some modality reads (only ``model``'s, if given) into ``target``."""
+    """Compress every file some modality reads (only ``model``'s, if given) into ``target``;
+    only ``shard``'s part of them, and with the networks on ``device``."""
     registry = get_registry()
     if model is not None:
         card = read_card(resolve_model(model, registry.model_dirs))
@@ -80,9 +125,9 @@ def compress_folder(
 
     def job(path: Path, mirror: Path) -> Job:
         output = mirror / f"{path.name}{UCZ_SUFFIX}"
-        return Job(True, path, output, model, rate, admm_iterations, overwrite=overwrite)
+        return Job(True, path, output, model, rate, admm_iterations, overwrite, device)
 
-    return _run(source, target, extensions, job, workers, on_start, on_file)
+    return _run(source, target, extensions, job, workers, shard, on_start, on_file)
 
 
 def decompress_folder(
@@ -92,15 +137,17 @@ def decompress_folder(
     model: str | None = None,
     overwrite: bool = False,
     workers: int = 1,
+    shard: Shard = Shard(),
+    device: str = "cpu",
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[Outcome], None] | None = None,
 ) -> FolderSummary:
-    """Decode every .ucz file under ``source`` into ``target``."""
+    """Decode every .ucz file under ``source`` (``shard``'s part) into ``target``."""
 
     def job(path: Path, mirror: Path) -> Job:
-        return Job(False, path, mirror, model, overwrite=overwrite)
+        return Job(False, path, mirror, model, overwrite=overwrite, device=device)
 
-    return _run(source, target, (UCZ_SUFFIX,), job, workers, on_start, on_file)
+    return _run(source, target, (UCZ_SUFFIX,), job, workers, shard, on_start, on_file)
 
 
 def _run(
@@ -109,6 +156,7 @@ def _run(
     suffixes: tuple[str, ...],
     make_job: Callable[[Path, Path], Job],
     workers: int,
+    shard: Shard,
     on_start: Callable[[int], None] | None,
     on_file: Callable[[Outcome], None] | None,
 ) -> FolderSummary:
@@ -119,9 +167,11 @@ def _run(
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot make output folder {target}: {error.strerror}") from None
-    summary = FolderSummary()
+    summary = FolderSummary(shard=str(shard))
     for path in _files(source, target):
-        if path.suffix.lower() in suffixes:
+        if not shard.holds(path.relative_to(source)):
+            summary.other_shards += 1
+        elif path.suffix.lower() in suffixes:
             summary.total += 1
         else:
             summary.ignored += 1
@@ -130,7 +180,7 @@ def _run(
 
     def jobs() -> Iterator[Job]:
         for path in _files(source, target):
-            if path.suffix.lower() in suffixes:
+            if path.suffix.lower() in suffixes and shard.holds(path.relative_to(source)):
                 mirror = target / path.parent.relative_to(source)
                 mirror.mkdir(parents=True, exist_ok=True)
                 yield make_job(path, mirror)

@@ -39,6 +39,7 @@ class Job:
     rate: str | None = None
     admm_iterations: int | None = None
     overwrite: bool = False
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def run_job(job: Job) -> Outcome:
                 overwrite=job.overwrite,
                 on_iteration=_check_stop,
                 codecs=_codecs,
+                device=job.device,
             )
         else:
             api.decompress(
@@ -91,6 +93,7 @@ def run_job(job: Job) -> Outcome:
                 model=job.model,
                 overwrite=job.overwrite,
                 codecs=_codecs,
+                device=job.device,
             )
     except OutputExistsError:
         return Outcome(job.source, "skipped")

@@ -57,7 +57,9 @@ class ModelCodec:
             f"sha256 {c.model.digest.hex()[:12]}, {self._iterations(c)} ADMM iterations)"
             for c in codecs
         )
-        self.description = f"unicomp models {models}"
+        devices = {str(c.device) for c in codecs} - {"cpu"}
+        where = f" on {', '.join(sorted(devices))}" if devices else ""
+        self.description = f"unicomp models {models}{where}"
         self.qualities: list[Quality] = _by_rate(list(self._points))
 
     def unavailable(self) -> str | None:
@@ -89,8 +91,9 @@ def model_points(codec: Codec) -> dict[str, Codec]:
     return dict.fromkeys(labels, codec)
 
 
-def default_points(registry: Registry, modality: Modality) -> dict[str, Codec]:
-    """The operating points of the modality's default models found on this machine.
+def default_points(registry: Registry, modality: Modality, device: str = "cpu") -> dict[str, Codec]:
+    """The operating points of the modality's default models found on this machine, run
+    on ``device``.
 
     Raises ModelError naming the default model when none is installed.
     """
@@ -103,8 +106,11 @@ def default_points(registry: Registry, modality: Modality) -> dict[str, Codec]:
             if _default_model(modality, label) == card["name"]:
                 cards[label] = card_path
     if not cards:
-        return model_points(load_codec(modality.default_model(None), registry=registry))
-    loaded = {path: load_codec(path, registry=registry) for path in set(cards.values())}
+        default = modality.default_model(None)
+        return model_points(load_codec(default, registry=registry, device=device))
+    loaded = {
+        path: load_codec(path, registry=registry, device=device) for path in set(cards.values())
+    }
     return {label: loaded[path] for label, path in cards.items()}
 
 

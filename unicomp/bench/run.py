@@ -50,13 +50,15 @@ def run_bench(
     overwrite: bool = False,
     on_progress: ProgressCallback | None = None,
     registry: Registry | None = None,
+    device: str = "cpu",
 ) -> BenchReport:
     """Sweep ``codecs`` (default: unicomp, its no-ADMM ablation and every baseline of
     ``modality``) over ``data``.
 
     ``model`` replaces the modality's default model for the unicomp codecs; ``anchor``
     is the codec the BD metrics and the table of quality at the anchor's rates compare
-    against (default: the first codec with results, unicomp when it runs).
+    against (default: the first codec with results, unicomp when it runs). unicomp's
+    networks run on ``device``; the baselines run where their own libraries put them.
     """
     registry = registry or get_registry()
     chosen = registry.modality(modality)
@@ -68,7 +70,7 @@ def run_bench(
     if anchor is not None and anchor not in names:
         raise UsageError(f"anchor {anchor!r} is not among the codecs ({', '.join(names)})")
     store = RecordStore.open(out / f"{chosen.name}-records.jsonl", resume, overwrite)
-    selected, unavailable = select_codecs(registry, chosen, names, model)
+    selected, unavailable = select_codecs(registry, chosen, names, model, device)
     extra_metrics = [m for m in registry.metrics if m.modality == chosen.name]
     wanted = {
         record_key(c.name, c.description, item, q)
@@ -114,7 +116,11 @@ def available_names(registry: Registry, modality: Modality) -> list[str]:
 
 
 def select_codecs(
-    registry: Registry, modality: Modality, names: Sequence[str], model: str | None
+    registry: Registry,
+    modality: Modality,
+    names: Sequence[str],
+    model: str | None,
+    device: str = "cpu",
 ) -> tuple[list[Baseline], dict[str, str]]:
     """The runnable codecs among ``names``, and why each of the others cannot run."""
     known = available_names(registry, modality)
@@ -122,7 +128,7 @@ def select_codecs(
     unavailable: dict[str, str] = {}
     points, missing = None, None
     if any(name in VARIANTS for name in names):  # both unicomp codecs share the models
-        points, missing = _unicomp_points(registry, modality, model)
+        points, missing = _unicomp_points(registry, modality, model, device)
     for name in names:
         codec: Baseline | None
         if name in VARIANTS:
@@ -145,15 +151,15 @@ def select_codecs(
 
 
 def _unicomp_points(
-    registry: Registry, modality: Modality, model: str | None
+    registry: Registry, modality: Modality, model: str | None, device: str
 ) -> tuple[dict[str, Codec] | None, str | None]:
     """The operating points unicomp is swept over, or why there are none: a missing model
     is reported, never faked."""
     try:
         if model is None:
-            points = default_points(registry, modality)
+            points = default_points(registry, modality, device)
         else:
-            points = model_points(load_codec(model, registry=registry))
+            points = model_points(load_codec(model, registry=registry, device=device))
     except ModelError as error:
         which = f"model {model}" if model else f"no trained default {modality.name} model"
         return None, f"{which}: {error}"

@@ -109,7 +109,7 @@ def model_state(model: Model) -> dict[str, torch.Tensor]:
         key = _coder_tables_key(model, index)
         if key is not None:
             state[key] = torch.tensor(point.coder_tables.frequencies, dtype=torch.int32)
-    return {k: _compact(v.detach()).contiguous().clone() for k, v in state.items()}
+    return {k: _compact(v.detach().cpu()).contiguous().clone() for k, v in state.items()}
 
 
 def round_to_half(module: nn.Module) -> None:
@@ -245,7 +245,10 @@ def load_model(card_path: Path, build_networks: BuildNetworks) -> Model:
 
 
 def save_state(path: Path, state: Mapping[str, Any]) -> None:
-    """Save nested training state: tensors to ``path.safetensors``, the rest to JSON."""
+    """Save nested training state: tensors to ``path.safetensors``, the rest to JSON.
+
+    Tensors are saved from the CPU, so a state saved on a GPU resumes on a CPU and back.
+    """
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _split(state, "", tensors)
     with atomic_output(path.with_suffix(".safetensors"), overwrite=True) as temporary:
@@ -266,7 +269,7 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def _split(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(value, torch.Tensor):
-        tensors[key] = value.detach().contiguous().clone()
+        tensors[key] = value.detach().cpu().contiguous().clone()
         return {"__tensor__": key}
     if isinstance(value, Mapping):
         if all(isinstance(k, str) for k in value):

@@ -3,7 +3,8 @@
 Encoding runs the analysis, the encoder, the ADMM latent search and the entropy coder,
 then boxes the payload with a header that names the model and carries the side info.
 Decoding checks that the file was made by this very model (name and weights digest)
-before it decodes a single symbol.
+before it decodes a single symbol. The networks run on the codec's device; analysis,
+synthesis and the entropy coder on the CPU.
 """
 
 from __future__ import annotations
@@ -47,19 +48,24 @@ class EncodeReport:
 class Codec:
     """Encode and decode signals of one modality with one trained model."""
 
-    def __init__(self, modality: Modality, model: Model) -> None:
+    def __init__(
+        self, modality: Modality, model: Model, device: torch.device | None = None
+    ) -> None:
         if model.config.modality != modality.name:
             raise ModelError(
                 f"model {model.name!r} is for {model.config.modality!r}, not {modality.name!r}"
             )
         self.modality = modality
         self.model = model
+        self.device = device or torch.device("cpu")
+        for module in (model.encoder, model.quantizer, *(p.generator for p in model.points)):
+            module.to(self.device)
 
     @classmethod
-    def load(cls, card_path: Path, modality: Modality) -> Codec:
+    def load(cls, card_path: Path, modality: Modality, device: torch.device | None = None) -> Codec:
         """The codec of the model whose card is at ``card_path`` (core/catalog.py finds
-        cards; ``unicomp.api.load_codec`` also picks the modality)."""
-        return cls(modality, load_model(card_path, modality.build_networks))
+        cards; ``unicomp.api.load_codec`` also picks the modality and the device)."""
+        return cls(modality, load_model(card_path, modality.build_networks), device)
 
     @property
     def name(self) -> str:
@@ -78,8 +84,9 @@ class Codec:
         point = self.model.point(operating_point)
         search = self._search_config(admm_iterations)
         x, side_info = self.modality.analysis(signal)
+        x = x.unsqueeze(0).to(self.device)
         with torch.no_grad():
-            z0 = self.model.encoder(x.unsqueeze(0))
+            z0 = self.model.encoder(x)
         callback = None
         if on_iteration is not None:
 
@@ -89,17 +96,17 @@ class Codec:
         result = admm_search(
             point.generator,
             self.modality.distortion,
-            x.unsqueeze(0),
+            x,
             z0,
             quantizer=self.model.quantizer,
             config=search,
             rate_weight=point.rate_weight,
-            bits=point.search_tables.bits(),
+            bits=point.search_tables.bits().to(self.device),
             # Iterates are judged by the bits the point's coder will spend on them.
-            rate=partial(point.coder.bits_per_element, tables=point.coder_tables),
+            rate=partial(_coded_bits, point),
             on_iteration=callback,
         )
-        indices = result.indices[0]
+        indices = result.indices[0].cpu()
         label = None if point is self.model.point() else point.label
         header = container.Header(
             modality=self.modality.name,
@@ -134,11 +141,12 @@ class Codec:
 
     def decode(self, data: bytes) -> Any:
         """Reconstruct the signal stored in ``data``, on the kernels and the one thread the
-        decoding contract fixes (core/kernels.py), so every machine gets the same samples."""
+        decoding contract fixes (core/kernels.py), so every CPU gets the same samples."""
         header, point, indices = self._unpack(data)
-        with torch.no_grad(), kernels.decoding_threads():
-            x_hat = point.generator(self.model.quantizer.dequantize(indices).unsqueeze(0))
-            return self.modality.synthesis(x_hat[0], header.side_info)
+        latent = self.model.quantizer.dequantize(indices.to(self.device)).unsqueeze(0)
+        with torch.no_grad(), kernels.decoding_kernels(self.device.type):
+            x_hat = point.generator(latent)[0].cpu()
+            return self.modality.synthesis(x_hat, header.side_info)
 
     def check_header(self, header: container.Header) -> OperatingPoint:
         """Refuse files of another modality or model; return the operating point whose
@@ -189,3 +197,9 @@ class Codec:
                 raise UsageError(f"ADMM iterations must be >= 0, got {iterations}")
             search = replace(search, iterations=iterations)
         return search
+
+
+def _coded_bits(point: OperatingPoint, indices: torch.Tensor) -> torch.Tensor:
+    """Bits per element of each item of ``indices`` as the point's coder counts them
+    (on the CPU, where the coders work), on the device of ``indices``."""
+    return point.coder.bits_per_element(indices.cpu(), point.coder_tables).to(indices.device)

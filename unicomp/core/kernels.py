@@ -12,7 +12,8 @@ path that is the same on Intel and AMD processors.
 Each library reads its setting once, when it first needs a kernel (OpenBLAS when numpy
 is imported), so :func:`pin` runs when the ``unicomp`` package is imported, before it
 imports torch or numpy (a program that computes with torch before it imports unicomp
-has already chosen its kernels). Decoding also runs on one thread (:func:`decoding_threads`).
+has already chosen its kernels). Decoding also runs on one thread, and on a GPU without
+TF32 or autotuned convolutions (:func:`decoding_kernels`).
 A variable the user has set is left alone, and ``UNICOMP_NATIVE_KERNELS=1`` turns all
 pinning off, the thread count included (faster on AVX-512 and many-core machines;
 samples then follow the machine's own kernels, within the contract's tolerance).
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 NATIVE_ENV = "UNICOMP_NATIVE_KERNELS"
@@ -103,13 +104,15 @@ def pinned(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 @contextmanager
-def decoding_threads() -> Iterator[None]:
-    """Run the enclosed torch work on one thread (unless native kernels were asked for),
-    then restore the caller's count.
+def decoding_kernels(device: str = "cpu") -> Iterator[None]:
+    """Run the enclosed decoding on the kernels the decoding contract fixes, then
+    restore the caller's settings.
 
-    oneDNN picks other convolution kernels for one thread than for several (a 512x480
-    photo then differs by one level in a few pixels), so decoding always uses one; on
-    the small generators unicomp ships it is also no slower.
+    On the CPU that is one torch thread (unless native kernels were asked for): oneDNN
+    picks other convolution kernels for one thread than for several (a 512x480 photo
+    then differs by one level in a few pixels); on the small generators unicomp ships
+    it is also no slower. On a CUDA ``device`` the generator also runs in full float32
+    with deterministic cuDNN algorithms (:func:`_exact_cuda`).
     """
     import torch
 
@@ -117,6 +120,23 @@ def decoding_threads() -> Iterator[None]:
     if not native():
         torch.set_num_threads(1)
     try:
-        yield
+        with _exact_cuda() if device.startswith("cuda") else nullcontext():
+            yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def _exact_cuda() -> Iterator[None]:
+    """No TF32 (it rounds the inputs of every convolution to 10 bits) and cuDNN's
+    deterministic algorithms rather than whichever its autotuner timed fastest."""
+    import torch
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark)
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved

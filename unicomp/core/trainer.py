@@ -8,8 +8,11 @@
 Losses are LSGAN with a multi-scale PatchGAN critic, feature matching, and the
 modality's reconstruction distortion. The run checkpoints every N steps and at phase
 changes; the batch of a step is a pure function of (seed, step, rank), so ``resume``
-continues exactly. Launched by ``torchrun`` it trains with DDP over gloo, and leaves the
-process group on every exit (:func:`process_group`).
+continues exactly, also on another device (states are saved from the CPU), and loader
+worker processes can prepare batches ahead without changing them. Launched by
+``torchrun`` it trains with DDP, over NCCL between GPUs and gloo between CPUs, leaves
+the process group on every exit (:func:`process_group`), and a job torchrun restarts
+(``--max-restarts``) resumes from the last checkpoint on its own.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +30,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
 
 from unicomp.core import context_coding
 from unicomp.core.checkpoint import Model, load_state, save_model, save_state
 from unicomp.core.coders import CONTEXT, PER_CHANNEL
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import BatchSchedule, CropDataset
+from unicomp.core.devices import Precision, autocast, process_group_backend
 from unicomp.core.entropy import EntropyTables, count_indices
 from unicomp.core.losses import (
     discriminator_loss,
@@ -62,7 +67,7 @@ class Autoencoder(nn.Module):
         self, x: torch.Tensor, mode: Mode
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x → (x̂, z, quantized z)."""
-        z = self.encoder(x)
+        z = self.encoder(x).float()  # the quantizer works in float32, under autocast too
         quantized = self.quantizer(z, mode)
         return self.generator(quantized), z, quantized
 
@@ -107,12 +112,24 @@ def print_every(steps: int) -> Callable[[StepReport], None]:
     return report
 
 
+@dataclass(frozen=True)
+class Hardware:
+    """Where a run computes: the device, its precision, and the processes that load
+    batches (0: the training process itself)."""
+
+    device: torch.device = torch.device("cpu")
+    precision: Precision = "fp32"
+    loader_workers: int = 0
+
+
 @dataclass
 class Distributed:
-    """Rank and world size of this process (1 process when not under torchrun)."""
+    """Rank and world size of this process (1 process when not under torchrun), and
+    whether torchrun restarted the job after a failure."""
 
     rank: int = 0
     world_size: int = 1
+    restarted: bool = False
 
     @property
     def active(self) -> bool:
@@ -124,9 +141,10 @@ class Distributed:
 
 
 @contextmanager
-def process_group() -> Iterator[Distributed]:
+def process_group(device: torch.device | None = None) -> Iterator[Distributed]:
     """This process's place in the group torchrun describes in the environment (one
-    process when there is none), joined for the enclosed work and left on every exit.
+    process when there is none), joined for the enclosed work and left on every exit;
+    ranks on GPUs (``device``) talk NCCL, ranks on CPUs gloo.
 
     A gloo group still alive when the interpreter exits tears down under its own threads
     and aborts the process, so that torchrun reports a finished job as failed; on
@@ -134,15 +152,23 @@ def process_group() -> Iterator[Distributed]:
     talks to it.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     if world_size <= 1:
-        yield Distributed()
+        yield Distributed(restarted=attempt > 0)
         return
     if dist.is_initialized():  # the caller's group: the caller leaves it
-        yield Distributed(dist.get_rank(), world_size)
+        yield Distributed(dist.get_rank(), world_size, attempt > 0)
         return
-    dist.init_process_group(backend="gloo")
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    store, rank, size = next(dist.rendezvous("env://"))
+    # torchrun's agent serves one store to every attempt of a job: a restarted rank that
+    # read the failed attempt's addresses from it would wait for a dead peer forever.
+    store = dist.PrefixStore(f"unicomp/attempt-{attempt}", store)
+    dist.init_process_group(process_group_backend(device), store=store, rank=rank, world_size=size)
     try:
-        yield Distributed(dist.get_rank(), world_size)
+        yield Distributed(dist.get_rank(), world_size, attempt > 0)
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -159,6 +185,7 @@ class Trainer:
         out_dir: Path,
         distributed: Distributed | None = None,
         card: dict[str, Any] | None = None,
+        hardware: Hardware | None = None,
     ) -> None:
         self.modality = modality
         self.config = config
@@ -166,10 +193,15 @@ class Trainer:
         self.out_dir = out_dir
         self.dist = distributed or Distributed()
         self.card = card or {}
+        self.hardware = hardware or Hardware()
+        self.device = self.hardware.device
         torch.manual_seed(self.train_config.seed)
         encoder, generator, discriminator = modality.build_networks(config.network)
-        self.autoencoder = Autoencoder(encoder, Quantizer(config.quantizer), generator)
-        self.discriminator = discriminator
+        # Built on the CPU from the seed, then moved: every device starts from the same weights.
+        self.autoencoder = Autoencoder(encoder, Quantizer(config.quantizer), generator).to(
+            self.device
+        )
+        self.discriminator = discriminator.to(self.device)
         self.schedule = BatchSchedule(
             dataset,
             self.train_config.batch_size,
@@ -190,10 +222,13 @@ class Trainer:
         self.step = 0
         self.centers_initialised = False
         if self.dist.active:
+            devices = [self.device] if self.device.type == "cuda" else None
             self.autoencoder_ddp: nn.Module = DistributedDataParallel(
-                self.autoencoder, find_unused_parameters=True
+                self.autoencoder, device_ids=devices, find_unused_parameters=True
             )
-            self.discriminator_ddp: nn.Module = DistributedDataParallel(self.discriminator)
+            self.discriminator_ddp: nn.Module = DistributedDataParallel(
+                self.discriminator, device_ids=devices
+            )
         else:
             self.autoencoder_ddp = self.autoencoder
             self.discriminator_ddp = self.discriminator
@@ -229,30 +264,31 @@ class Trainer:
         )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         started, first_step = time.monotonic(), self.step
-        while self.step < end:
-            phase = self.train_config.phase_at(self.step)
-            if phase != "float" and not self.centers_initialised:
-                self._initialise_centers()
-                self.checkpoint()
-            if self.step in self._phase_starts():
-                self._reset_generator_moments()
-            if self.step == self.train_config.float_steps + self.train_config.soft_steps:
-                self.counts.zero_()  # hard-phase statistics replace the soft ones
-                self.context_counts.zero_()
-            losses = self._train_step(phase)
-            self.step += 1
-            rate = (self.step - first_step) / max(time.monotonic() - started, 1e-9)
-            report = StepReport(self.step, phase, losses, rate)
-            if self.dist.is_main and self.step % self.train_config.log_every == 0:
-                with (self.out_dir / LOG_NAME).open("a", encoding="utf-8") as log:
-                    log.write(report.as_json() + "\n")
-            if on_step is not None and self.dist.is_main:
-                on_step(report)
-            if (
-                self.step % self.train_config.checkpoint_every == 0
-                or self.step in self._phase_starts()
-            ):
-                self.checkpoint()
+        with closing(self._batches(end)) as batches:
+            while self.step < end:
+                phase = self.train_config.phase_at(self.step)
+                if phase != "float" and not self.centers_initialised:
+                    self._initialise_centers()
+                    self.checkpoint()
+                if self.step in self._phase_starts():
+                    self._reset_generator_moments()
+                if self.step == self.train_config.float_steps + self.train_config.soft_steps:
+                    self.counts.zero_()  # hard-phase statistics replace the soft ones
+                    self.context_counts.zero_()
+                losses = self._train_step(phase, next(batches))
+                self.step += 1
+                rate = (self.step - first_step) / max(time.monotonic() - started, 1e-9)
+                report = StepReport(self.step, phase, losses, rate)
+                if self.dist.is_main and self.step % self.train_config.log_every == 0:
+                    with (self.out_dir / LOG_NAME).open("a", encoding="utf-8") as log:
+                        log.write(report.as_json() + "\n")
+                if on_step is not None and self.dist.is_main:
+                    on_step(report)
+                if (
+                    self.step % self.train_config.checkpoint_every == 0
+                    or self.step in self._phase_starts()
+                ):
+                    self.checkpoint()
         card = self.checkpoint()
         return card if self.step >= self.train_config.total_steps else None
 
@@ -296,22 +332,40 @@ class Trainer:
     def _summed_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Index statistics summed over all ranks."""
         counts, context_counts = self.counts.clone(), self.context_counts.clone()
-        if self.dist.active:
+        if self.dist.active:  # NCCL reduces on the GPU, gloo on the CPU
+            counts, context_counts = counts.to(self.device), context_counts.to(self.device)
             dist.all_reduce(counts)
             dist.all_reduce(context_counts)
-        return counts, context_counts
+        return counts.cpu(), context_counts.cpu()
 
     # -- internals --------------------------------------------------------------------
 
-    def _train_step(self, phase: Mode) -> dict[str, float]:
+    def _batches(self, end: int) -> Generator[torch.Tensor, None, None]:
+        """The batches of steps ``self.step`` to ``end`` on the training device, made
+        ahead by the loader workers if there are any."""
+        steps = _StepBatches(self.schedule, self.step, end)
+        workers = self.hardware.loader_workers
+        on_gpu = self.device.type == "cuda"
+        loader = DataLoader(
+            steps,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=on_gpu,
+            prefetch_factor=2 if workers else None,
+        )
+        for batch in loader:
+            yield batch.to(self.device, non_blocking=on_gpu)
+
+    def _train_step(self, phase: Mode, x: torch.Tensor) -> dict[str, float]:
         settings = self.train_config
         quantizer = self.autoencoder.quantizer
         if phase == "soft":
             progress = (self.step - settings.float_steps) / max(settings.soft_steps, 1)
             quantizer.set_soft_progress(progress)
         self._set_learning_rate()
-        x = self.schedule.batch(self.step)
-        x_hat, z, quantized = self.autoencoder_ddp(x, phase)
+        with self._autocast():
+            x_hat, z, quantized = self.autoencoder_ddp(x, phase)
+        x_hat = x_hat.float()  # losses in float32 whatever the networks computed in
         reconstruction = self.modality.distortion(x_hat, x).mean()
         losses = {"reconstruction": float(reconstruction.detach())}
         loss_g = settings.reconstruction_weight * reconstruction
@@ -321,14 +375,15 @@ class Trainer:
             commitment = ((z - quantized.detach()) ** 2).mean()
             loss_g = loss_g + settings.commitment_weight * commitment
             losses["commitment"] = float(commitment.detach())
-            indices = quantizer.indices(z)
+            indices = quantizer.indices(z).cpu()
             self.counts += count_indices(indices, self.counts.shape[1])
             self.context_counts += context_coding.count_contexts(indices, self.counts.shape[1])
         if settings.adversarial_weight > 0 and self.step >= settings.adversarial_start:
             loss_d = self._discriminator_step(x, x_hat.detach())
             for parameter in self.discriminator.parameters():
                 parameter.requires_grad_(False)
-            outputs = self.discriminator(torch.cat([x, x_hat]))
+            with self._autocast():
+                outputs = self.discriminator(torch.cat([x, x_hat]))
             for parameter in self.discriminator.parameters():
                 parameter.requires_grad_(True)
             real, fake = _split_outputs(outputs, x.shape[0])
@@ -351,13 +406,17 @@ class Trainer:
         return losses
 
     def _discriminator_step(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-        outputs = self.discriminator_ddp(torch.cat([x, x_hat]))
+        with self._autocast():
+            outputs = self.discriminator_ddp(torch.cat([x, x_hat]))
         real, fake = _split_outputs(outputs, x.shape[0])
         loss = discriminator_loss(real, fake)
         self.optimizer_d.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer_d.step()
         return loss.detach()
+
+    def _autocast(self) -> AbstractContextManager[None]:
+        return autocast(self.device, self.hardware.precision)
 
     def _set_learning_rate(self) -> None:
         """Constant, then linear decay to zero over the second half of all steps.
@@ -388,7 +447,9 @@ class Trainer:
     def _initialise_centers(self) -> None:
         """k-means on encoder outputs of a few batches; rank 0 decides for everyone."""
         samples = [
-            self.autoencoder.encoder(self.schedule.batch(self.step + i)).flatten()
+            self.autoencoder.encoder(self.schedule.batch(self.step + i).to(self.device))
+            .flatten()
+            .cpu()
             for i in range(KMEANS_BATCHES)
         ]
         generator = torch.Generator().manual_seed(self.train_config.seed)
@@ -400,7 +461,7 @@ class Trainer:
     def _latent_channels(self, dataset: CropDataset) -> int:
         with torch.no_grad():
             probe = dataset.sample(0, torch.Generator().manual_seed(0)).unsqueeze(0)
-            return int(self.autoencoder.encoder(probe).shape[1])
+            return int(self.autoencoder.encoder(probe.to(self.device)).shape[1])
 
     def _card(self) -> dict[str, Any]:
         return {**self.card, "training": {**self.card.get("training", {}), "steps": self.step}}
@@ -415,22 +476,50 @@ def train(
     stop_at: int | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     card: dict[str, Any] | None = None,
+    hardware: Hardware | None = None,
 ) -> Path | None:
-    """Train a model of ``modality`` on the files under ``data_dir`` into ``out_dir``."""
+    """Train a model of ``modality`` on the files under ``data_dir`` into ``out_dir``.
+
+    A job that torchrun restarted resumes from the last checkpoint without ``resume``.
+    """
+    hardware = hardware or Hardware()
     if config.modality != modality.name:
         raise InputError(f"config is for modality {config.modality!r}, not {modality.name!r}")
     dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
     description = {"data": {"folder": str(data_dir), "items": len(dataset)}}
-    with process_group() as distributed:
+    with process_group(hardware.device) as distributed:
         trainer = Trainer(
-            modality, config, dataset, out_dir, distributed, card={**description, **(card or {})}
+            modality,
+            config,
+            dataset,
+            out_dir,
+            distributed,
+            card={**description, **(card or {})},
+            hardware=hardware,
         )
-        if resume:
+        if resume or distributed.restarted:
             trainer.resume()
         return trainer.run(stop_at=stop_at, on_step=on_step)
 
 
 def _split_outputs(outputs: list[list[torch.Tensor]], count: int) -> tuple[list, list]:
-    real = [[feature[:count] for feature in scale] for scale in outputs]
-    fake = [[feature[count:] for feature in scale] for scale in outputs]
+    """The critic's features of the real and the fake halves, in float32 for the losses."""
+    real = [[feature[:count].float() for feature in scale] for scale in outputs]
+    fake = [[feature[count:].float() for feature in scale] for scale in outputs]
     return real, fake
+
+
+class _StepBatches(Dataset):
+    """Item ``i`` is the batch of step ``first + i``: a loader worker computes exactly
+    the batch the training process would (:class:`BatchSchedule`)."""
+
+    def __init__(self, schedule: BatchSchedule, first: int, end: int) -> None:
+        self.schedule = schedule
+        self.first = first
+        self.length = max(0, end - first)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.schedule.batch(self.first + index)
