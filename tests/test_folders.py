@@ -10,7 +10,7 @@ import pytest
 from conftest import write_csv
 from unicomp_sensor.synthetic import synthetic_reading
 
-from unicomp import api
+from unicomp import api, folders
 from unicomp.core.codec import Codec
 from unicomp.errors import UsageError
 from unicomp.folders import Shard
@@ -164,3 +164,22 @@ def test_a_shard_codes_only_its_own_files(cli, readings: Path, tmp_path: Path) -
     refused = cli("compress", str(readings / "a.csv"), "--shard", "1/2")
     assert refused.returncode == 2
     assert refused.stderr.strip() == "error: --shard splits folders, not single files"
+
+
+def test_ctrl_c_ends_a_one_worker_run_with_whole_outputs(
+    cli, readings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packed, started = tmp_path / "packed", []
+    code_one = folders.run_job
+
+    def interrupted_at_the_second(job, codecs):  # Ctrl-C as the second file begins
+        started.append(job.source)
+        if len(started) == 2:
+            raise KeyboardInterrupt
+        return code_one(job, codecs)
+
+    monkeypatch.setattr(folders, "run_job", interrupted_at_the_second)
+    result = cli("compress", str(readings), "-o", str(packed))
+    assert result.returncode == 1
+    assert "interrupted" in result.stderr and "compressed 1 of 6 files" in result.stdout
+    assert [p.name for p in packed.rglob("*") if p.is_file()] == ["a.csv.ucz"]

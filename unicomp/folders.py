@@ -7,7 +7,9 @@ own temporaries among them) and the output folder itself are not visited; files 
 modality reads are counted as ignored. An existing output is skipped unless
 ``overwrite``. Memory stays flat however many files there are: the tree is walked
 lazily, only a few jobs are in flight, and each outcome is handed to ``on_file`` and
-dropped. Ctrl-C stops the workers at their next search step; what is written is whole.
+dropped. One worker codes in this very process (no process to start, no second model
+load); more are a pool of processes. Ctrl-C stops the work at the next search step;
+what is written is whole.
 
 A corpus too large for one machine is split with :class:`Shard`: shard K of N takes
 the files whose relative path hashes to K, so N machines (a Slurm array job, an indexed
@@ -32,6 +34,7 @@ from pathlib import Path
 from unicomp.api import UCZ_SUFFIX
 from unicomp.core.catalog import resolve_model
 from unicomp.core.checkpoint import read_card
+from unicomp.core.codec import Codec
 from unicomp.errors import InputError, UsageError
 from unicomp.plugins.manager import get_registry
 from unicomp.workers import Job, Outcome, run_job, start_worker
@@ -191,7 +194,7 @@ def _run(
             if on_file is not None:
                 on_file(outcome)
 
-    with _WorkerPool(workers) as pool:
+    with _WorkerPool(workers) if workers > 1 else _ThisProcess() as pool:
         try:
             report(pool.run(jobs()))
         except KeyboardInterrupt:
@@ -199,6 +202,31 @@ def _run(
             report(pool.stop())
     summary.seconds = time.monotonic() - started
     return summary
+
+
+class _ThisProcess:
+    """Runs :func:`run_job` here, file after file, keeping its models for the next.
+
+    Ctrl-C interrupts the file in progress, whose output is then never written (atomic
+    outputs), and ends the run.
+    """
+
+    def __init__(self) -> None:
+        self._codecs: dict[str, Codec] = {}
+
+    def __enter__(self) -> _ThisProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._codecs.clear()
+
+    def run(self, jobs: Iterator[Job]) -> Iterator[Outcome]:
+        for job in jobs:
+            yield run_job(job, self._codecs)
+
+    def stop(self) -> Iterator[Outcome]:
+        """Nothing runs once Ctrl-C has reached this process."""
+        return iter(())
 
 
 class _WorkerPool:

@@ -1,4 +1,7 @@
-"""What a worker process of a folder run does: code one file, report a short outcome.
+"""What a worker of a folder run does: code one file, report a short outcome.
+
+A folder run with one worker calls :func:`run_job` in its own process; with several,
+each is a process of its own, described here.
 
 A worker runs torch on one thread (N workers share N cores), keeps the models it has
 loaded for the files that follow, and ignores Ctrl-C: the parent process owns the
@@ -69,8 +72,10 @@ def start_worker(stop: Event) -> None:
     threading.Thread(target=_exit_with_parent, daemon=True).start()
 
 
-def run_job(job: Job) -> Outcome:
-    """Code one file; every failure becomes an outcome, never an exception."""
+def run_job(job: Job, codecs: dict[str, Codec] | None = None) -> Outcome:
+    """Code one file; every failure becomes an outcome, never an exception. Models are
+    kept in ``codecs`` (by default, this worker process's own) for the files after it."""
+    kept = _codecs if codecs is None else codecs
     if _stop is not None and _stop.is_set():  # queued before Ctrl-C, not yet begun
         return Outcome(job.source, "interrupted")
     try:
@@ -83,7 +88,7 @@ def run_job(job: Job) -> Outcome:
                 admm_iterations=job.admm_iterations,
                 overwrite=job.overwrite,
                 on_iteration=_check_stop,
-                codecs=_codecs,
+                codecs=kept,
                 device=job.device,
             )
         else:
@@ -92,7 +97,7 @@ def run_job(job: Job) -> Outcome:
                 output_dir=job.output,
                 model=job.model,
                 overwrite=job.overwrite,
-                codecs=_codecs,
+                codecs=kept,
                 device=job.device,
             )
     except OutputExistsError:
