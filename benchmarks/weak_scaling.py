@@ -3,17 +3,19 @@
     .venv/bin/python benchmarks/weak_scaling.py [--steps 80] [--batch 4] [--data DIR]
 
 Trains the image model's networks (float phase, adversarial losses on) on the same
-photos four times, every process on one torch thread:
+photos five times, every process on one torch thread:
 
 * ``single``: 1 process, batch B: the throughput a process has on its own;
+* ``two singles at once``: 2 independent processes, batch B each, side by side: what
+  sharing the machine alone costs a process (caches, memory bandwidth, other work);
 * ``ddp``: 2 processes under torchrun, batch B each (a combined batch of 2B);
 * ``combined``: 1 process, batch 2B: the loss curve ``ddp`` must follow;
 * ``combined, seed 1``: the same with other crops: how far two equally good runs differ.
 
 It prints samples per second per process (``ddp`` must keep at least 90 % of
-``single``'s) and the reconstruction loss over windows of the run, with the largest gap
-between ``ddp`` and ``combined`` beside the gap the seed alone makes. It measures; it
-does not gate.
+``single``'s; its share of ``two singles at once`` is what DDP itself costs) and the
+reconstruction loss over windows of the run, with the largest gap between ``ddp`` and
+``combined`` beside the gap the seed alone makes. It measures; it does not gate.
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
+from unicomp.core.data import find_files
+from unicomp.errors import InputError
+from unicomp.plugins.manager import get_registry
 from unicomp.release.corpus import CORPUS
 
 WINDOW = 10
 RANKS = 2
 
 
-def train(data: Path, out: Path, steps: int, batch: int, seed: int, processes: int) -> list[dict]:
-    """One run of ``unicomp train``; its log lines (one per step, rank 0's)."""
+def launch(
+    data: Path, out: Path, steps: int, batch: int, seed: int, processes: int
+) -> subprocess.Popen[bytes]:
+    """Start one run of ``unicomp train`` (``processes`` ranks) writing into ``out``."""
     out.mkdir(parents=True)
     config = out / "config.toml"
     config.write_text(
@@ -54,9 +61,29 @@ def train(data: Path, out: Path, steps: int, batch: int, seed: int, processes: i
         *("--config", str(config), "--device", "cpu", "--quiet"),
     ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(command, check=True, env=environment, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, env=environment)
+
+
+def finish(process: subprocess.Popen[bytes], out: Path) -> list[dict]:
+    """Wait for a run; its log lines (one per step, rank 0's)."""
+    if process.wait() != 0:
+        raise SystemExit(f"training into {out} failed")
     log = (out / "run" / "log.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in log]
+
+
+def accepted_photos(data: Path, folder: Path) -> Path:
+    """Links in ``folder`` to the photos under ``data`` the image modality reads (it
+    refuses transparent ones)."""
+    modality = get_registry().modality("image")
+    folder.mkdir()
+    for index, path in enumerate(find_files(modality, data)):
+        try:
+            modality.analysis(modality.load(path))
+        except InputError:
+            continue
+        (folder / f"{index:04d}{path.suffix}").symlink_to(path.resolve())
+    return folder
 
 
 def windows(lines: list[dict]) -> np.ndarray:
@@ -81,24 +108,30 @@ def main(argv: list[str] | None = None) -> int:
     }
     logs = {}
     with tempfile.TemporaryDirectory() as scratch:
+        photos = accepted_photos(args.data, Path(scratch) / "photos")
         for index, (name, (batch, seed, processes)) in enumerate(runs.items()):
             out = Path(scratch) / str(index)
-            logs[name] = train(args.data, out, args.steps, batch, seed, processes)
-    throughput = {
-        name: logs[name][-1]["steps_per_second"] * runs[name][0] for name in runs
-    }  # samples per second per process
+            run = launch(photos, out, args.steps, batch, seed, processes)
+            logs[name] = finish(run, out)
+        side_by_side = [Path(scratch) / f"side{i}" for i in range(RANKS)]
+        started = [launch(photos, out, args.steps, args.batch, 0, 1) for out in side_by_side]
+        concurrent = [finish(run, out) for run, out in zip(started, side_by_side, strict=True)]
+    # samples per second per process
+    throughput = {name: logs[name][-1]["steps_per_second"] * runs[name][0] for name in runs}
+    alone_together = float(np.mean([log[-1]["steps_per_second"] for log in concurrent]))
+    throughput["two singles at once"] = alone_together * args.batch
     curves = {name: windows(lines) for name, lines in logs.items()}
     gap = float(np.abs(curves["ddp"] - curves["combined"]).max())
     noise = float(np.abs(curves["combined, seed 1"] - curves["combined"]).max())
     efficiency = throughput["ddp"] / throughput["single"]
+    sharing = throughput["two singles at once"] / throughput["single"]
     print(f"{args.steps} steps, batch {args.batch} per process, one thread per process")
-    for name in runs:
-        batch, _, processes = runs[name]
-        print(
-            f"  {name:<17} {processes} process(es) x batch {batch}: "
-            f"{throughput[name]:.2f} samples/s per process"
-        )
-    print(f"ddp keeps {100 * efficiency:.1f} % of a single process's samples/s per process")
+    for name, value in throughput.items():
+        print(f"  {name:<19} {value:.2f} samples/s per process")
+    print(
+        f"ddp keeps {100 * efficiency:.1f} % of a single process's samples/s per process; "
+        f"two independent processes side by side keep {100 * sharing:.1f} %"
+    )
     print(f"reconstruction loss, mean of each {WINDOW} steps:")
     for name, curve in curves.items():
         print(f"  {name:<17} " + " ".join(f"{value:.4f}" for value in curve))
@@ -109,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch_per_process": args.batch,
             "samples_per_second_per_process": throughput,
             "efficiency": efficiency,
+            "side_by_side_efficiency": sharing,
             "loss_windows": {name: curve.tolist() for name, curve in curves.items()},
             "gap": gap,
             "seed_gap": noise,
