@@ -10,19 +10,52 @@ escape path, whatever bytes it is fed.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
 
 from unicomp.errors import FormatError, ModelError
 
-with warnings.catch_warnings():  # compressai imports torch.jit.script at module level
-    warnings.simplefilter("ignore", FutureWarning)
-    from compressai.ans import RansDecoder, RansEncoder
+RANS_MODULE = "compressai.ans"
+
+
+def _rans_extension() -> ModuleType:
+    """compressai's rANS extension module, loaded from its file on its own.
+
+    ``import compressai.ans`` first runs compressai's package ``__init__``, which
+    imports its model zoo, datasets and torchvision: seconds that every ``unicomp``
+    command would pay for two classes of a C++ extension that needs none of it. The
+    module is registered under its own name, so a later ``import compressai`` (the
+    learned baselines) reuses it instead of loading the extension twice.
+    """
+    if RANS_MODULE in sys.modules:
+        return sys.modules[RANS_MODULE]
+    package = importlib.util.find_spec("compressai")
+    for folder in (package.submodule_search_locations or []) if package else []:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"ans{suffix}"
+            spec = importlib.util.spec_from_file_location(RANS_MODULE, path)
+            if path.is_file() and spec is not None and spec.loader is not None:
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules[RANS_MODULE] = module
+                return module
+    with warnings.catch_warnings():  # compressai imports torch.jit.script at module level
+        warnings.simplefilter("ignore", FutureWarning)
+        return importlib.import_module(RANS_MODULE)
+
+
+_RANS = _rans_extension()
+RansEncoder, RansDecoder = _RANS.RansEncoder, _RANS.RansDecoder
 
 PRECISION = 16
 TOTAL = 1 << PRECISION
