@@ -46,6 +46,13 @@ def test_a_folder_is_mirrored_and_every_output_decodes(
     assert "1 other files ignored" in result.stdout
     written = sorted(str(p.relative_to(packed)) for p in packed.rglob("*") if p.is_file())
     assert written == sorted(f"{name}.ucz" for name in NAMES)
+    # The summary gives the range of rates the files reached.
+    rates = [
+        sensor.rate(8 * (packed / f"{n}.ucz").stat().st_size, sensor.load(readings / n))
+        for n in NAMES
+    ]
+    assert f"; bits/sample min {min(rates):.4g}, mean " in result.stdout
+    assert f", max {max(rates):.4g}" in result.stdout
 
     result = cli("decompress", str(packed), "-o", str(restored), "-j", workers)
     assert result.returncode == 0, result.stderr
@@ -85,6 +92,7 @@ def test_existing_outputs_are_skipped_unless_forced(cli, readings: Path, tmp_pat
         "interrupted": False,
         "exit_code": 0,
         "seconds": 0,
+        "rates": {},  # of the files this run compressed: none
     }
     assert (packed / "a.csv.ucz").read_bytes() == b"kept"
     assert cli("compress", str(readings), "-o", str(packed), "-q", "--force").returncode == 0
@@ -146,7 +154,7 @@ def test_shards_split_a_corpus_into_parts_that_cover_every_file_once() -> None:
             Shard.parse(bad)
 
 
-def test_a_shard_codes_only_its_own_files(cli, readings: Path, tmp_path: Path) -> None:
+def test_a_shard_codes_only_its_own_files(cli, sensor, readings: Path, tmp_path: Path) -> None:
     packed, restored = tmp_path / "packed", tmp_path / "restored"
     # By path hash, shard 2 of 2 holds c.csv and notes.txt; the other five readings are 1's.
     result = cli("compress", str(readings), "-o", str(packed), "--shard", "2/2", "--json")
@@ -155,6 +163,11 @@ def test_a_shard_codes_only_its_own_files(cli, readings: Path, tmp_path: Path) -
     assert (summary["shard"], summary["done"], summary["total"]) == ("2/2", 1, 1)
     assert (summary["ignored"], summary["other_shards"]) == (1, 5)  # hidden files: never
     assert [p.relative_to(packed).as_posix() for p in packed.rglob("*.ucz")] == ["c.csv.ucz"]
+    bits = 8 * (packed / "c.csv.ucz").stat().st_size
+    rate = sensor.rate(bits, sensor.load(readings / "c.csv"))
+    assert summary["rates"] == {
+        "bits/sample": {"files": 1, "minimum": rate, "mean": rate, "maximum": rate}
+    }
 
     result = cli("decompress", str(packed), "-o", str(restored), "--shard", "2/2")
     assert result.returncode == 0, result.stderr

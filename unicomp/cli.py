@@ -487,6 +487,10 @@ def _run_folder(
         if summary.shard != "1/1":
             line += f" (shard {summary.shard}; {summary.other_shards} files in other shards)"
         line += f" in {summary.seconds:.1f} s"
+        line += "".join(
+            f"; {unit} min {r.minimum:.4g}, mean {r.mean:.4g}, max {r.maximum:.4g}"
+            for unit, r in summary.rates.items()
+        )
         line += "".join(f"; {count} {what}" for count, what in notes if count)
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     if summary.interrupted:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
+import math
 import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from unicomp.api import UCZ_SUFFIX
@@ -75,10 +76,27 @@ class Shard:
 
 
 @dataclass
+class RateRange:
+    """The rates the files of one unit reached in a compression run."""
+
+    files: int = 0
+    minimum: float = math.inf
+    mean: float = 0.0
+    maximum: float = -math.inf
+
+    def add(self, rate: float) -> None:
+        self.files += 1
+        self.minimum, self.maximum = min(self.minimum, rate), max(self.maximum, rate)
+        self.mean += (rate - self.mean) / self.files
+
+
+@dataclass
 class FolderSummary:
     """Counts of a folder run; ``exit_code`` is the largest of the failed files' codes.
 
     ``total`` counts this shard's files; ``other_shards`` the files left to the others.
+    ``rates`` gives, per rate unit (a folder can hold several modalities), the range of
+    rates the files compressed in this run reached.
     """
 
     total: int = 0
@@ -91,11 +109,14 @@ class FolderSummary:
     interrupted: bool = False
     exit_code: int = 0
     seconds: float = 0.0
+    rates: dict[str, RateRange] = field(default_factory=dict)
 
     def count(self, outcome: Outcome) -> None:
         """Add one file's outcome."""
         if outcome.status == "done":
             self.done += 1
+            if outcome.rate is not None:
+                self.rates.setdefault(outcome.rate_unit, RateRange()).add(outcome.rate)
         elif outcome.status == "skipped":
             self.skipped += 1
         elif outcome.status == "failed":

@@ -47,12 +47,15 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one file went; small, so results never pile up in the parent."""
+    """How one file went; small, so results never pile up in the parent. A compressed
+    file also reports the rate it reached, in its modality's unit."""
 
     source: Path
     status: Status
     message: str = ""
     exit_code: int = 0
+    rate: float | None = None
+    rate_unit: str = ""
 
 
 class _Stopped(Exception):
@@ -79,8 +82,10 @@ def run_job(job: Job, codecs: dict[str, Codec] | None = None) -> Outcome:
     if _stop is not None and _stop.is_set():  # queued before Ctrl-C, not yet begun
         return Outcome(job.source, "interrupted")
     try:
+        rate: float | None = None
+        unit = ""
         if job.compress:
-            api.compress(
+            report = api.compress(
                 job.source,
                 job.output,
                 model=job.model,
@@ -90,7 +95,8 @@ def run_job(job: Job, codecs: dict[str, Codec] | None = None) -> Outcome:
                 on_iteration=_check_stop,
                 codecs=kept,
                 device=job.device,
-            )
+            ).report
+            rate, unit = report.rate, report.rate_unit
         else:
             api.decompress(
                 job.source,
@@ -109,7 +115,7 @@ def run_job(job: Job, codecs: dict[str, Codec] | None = None) -> Outcome:
     except Exception as error:  # a bug on one file must not end the run
         message = f"internal error: {type(error).__name__}: {error}"
         return Outcome(job.source, "failed", message, INTERNAL_EXIT_CODE)
-    return Outcome(job.source, "done")
+    return Outcome(job.source, "done", rate=rate, rate_unit=unit)
 
 
 def _check_stop(iteration: int, budget: int) -> None:
