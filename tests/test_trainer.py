@@ -83,7 +83,7 @@ def test_bf16_trains_under_autocast_with_float32_losses_and_centers(
     assert len(set(read_card(card)["centers"])) == model.quantizer.num_centers
 
 
-def test_two_process_ddp_training_keeps_replicas_identical_and_resumes_after_a_crash(
+def test_ddp_keeps_replicas_identical_and_a_restarted_job_resumes(
     sensor_data: Path, tmp_path: Path
 ) -> None:
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"
