@@ -192,10 +192,18 @@ def _run(
     except OSError as error:
         raise InputError(f"cannot make output folder {target}: {error.strerror}") from None
     summary = FolderSummary(shard=str(shard))
-    for path in _files(source, target):
+
+    def part(path: Path) -> str:
+        """Whose a file is: another shard's, this run's to code, or no modality's."""
         if not shard.holds(path.relative_to(source)):
+            return "other shard"
+        return "job" if path.suffix.lower() in suffixes else "ignored"
+
+    for path in _files(source, target):
+        kind = part(path)
+        if kind == "other shard":
             summary.other_shards += 1
-        elif path.suffix.lower() in suffixes:
+        elif kind == "job":
             summary.total += 1
         else:
             summary.ignored += 1
@@ -204,7 +212,7 @@ def _run(
 
     def jobs() -> Iterator[Job]:
         for path in _files(source, target):
-            if path.suffix.lower() in suffixes and shard.holds(path.relative_to(source)):
+            if part(path) == "job":
                 mirror = target / path.parent.relative_to(source)
                 mirror.mkdir(parents=True, exist_ok=True)
                 yield make_job(path, mirror)

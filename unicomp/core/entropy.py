@@ -43,8 +43,10 @@ def _rans_extension() -> ModuleType:
     for folder in (package.submodule_search_locations or []) if package else []:
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             path = Path(folder) / f"ans{suffix}"
+            if not path.is_file():
+                continue
             spec = importlib.util.spec_from_file_location(RANS_MODULE, path)
-            if path.is_file() and spec is not None and spec.loader is not None:
+            if spec is not None and spec.loader is not None:
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
                 sys.modules[RANS_MODULE] = module

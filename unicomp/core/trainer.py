@@ -222,8 +222,9 @@ class Trainer:
         self.step = 0
         self.centers_initialised = False
         if self.dist.active:
-            # Gradients live in the all-reduce buckets: no copy in and out per step.
             devices = [self.device] if self.device.type == "cuda" else None
+            # gradient_as_bucket_view: gradients live in the all-reduce buckets, with no
+            # copy in and out per step.
             self.autoencoder_ddp: nn.Module = DistributedDataParallel(
                 self.autoencoder,
                 device_ids=devices,
