@@ -4,8 +4,8 @@
         --command "unicomp bench --modality image --data .../image/evaluate --out ..."
 
 Reads ``<modality>-summary.json`` of a ``unicomp bench`` run and writes, under the card's
-``evaluation`` key, the mean rate and metrics of the "unicomp" and "unicomp-no-admm"
-curves at every operating point, with the command that produced them. Only
+``evaluation`` key, the mean rate and metrics of the "unicomp" and "unicomp-fast"
+curves at every rate of the sweep, with the command that produced them. Only
 the card's JSON changes: the weights and their sha256 (in every .ucz header) do not.
 The run must have used this very model (its sha256 is checked).
 """
@@ -21,7 +21,7 @@ from unicomp.atomic import write_bytes_atomic
 from unicomp.core.checkpoint import read_card
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "unicomp" / "weights"
-CURVES = ("unicomp", "unicomp-no-admm")
+CURVES = ("unicomp", "unicomp-fast")
 #: Per-point keys of a curve that are not quality or rate (times are in the bench files).
 SKIPPED = {"quality", "items", "encoding_peak_mb", "decoding_peak_mb"}
 

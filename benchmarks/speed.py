@@ -9,7 +9,8 @@
 * speech: a 10 s TRAIN clip (the first of ``unicomp.release.speech.train_clips``, 16 kHz):
   encode at most 2 s per second of audio, decode at least 20 times real time.
 
-Each model codes at the modality's default rate (``--rate``), on one torch thread as
+Each model codes at the modality's default rate (``--rate``) and encoder effort
+(``--effort``; the targets are those of the default effort), on one torch thread as
 everywhere here, once unmeasured first (lazy imports, JIT compilation and first
 allocations are not what the targets are about) and then timed. It prints measured
 against target and exits 0 whether the targets are met or not: it measures, it does
@@ -31,6 +32,8 @@ from PIL import Image, ImageOps
 
 from unicomp.api import load_codec
 from unicomp.bench.measure import measure
+from unicomp.core.config import EFFORTS
+from unicomp.core.points import parse_rate
 from unicomp.errors import UnicompError
 from unicomp.modalities.image.io import ImageSignal
 from unicomp.modalities.image.modality import DEFAULT_RATE as IMAGE_RATE
@@ -111,19 +114,21 @@ CASES = {
 }
 
 
-def time_case(modality: str, case: Case, model: str | None, rate: str | None) -> Timing:
-    """Encode and decode times of the case's signal, after one unmeasured run.
-
-    A model without the operating point (a run's checkpoint before export) runs its
-    default search, and says so.
-    """
-    wanted = rate or case.rate
-    codec = load_codec(model, modality, wanted)
-    point = wanted if wanted in (p.label for p in codec.model.points) else None
-    print(f"{codec.name} at {point or 'its default search'} on {case.describe}:", flush=True)
+def time_case(
+    modality: str, case: Case, model: str | None, rate: str | None, effort: str
+) -> Timing:
+    """Encode and decode times of the case's signal at ``effort``, after one unmeasured
+    run. A model without calibrated points (a run's checkpoint before export) codes at
+    its default point, and says so."""
+    codec = load_codec(model, modality)
+    asked = parse_rate(rate or case.rate, codec.modality.rate_unit)
+    if codec.rate_range is None:
+        asked = None
+    where = f"{asked:g} {codec.modality.rate_unit}" if asked else "its default point"
+    print(f"{codec.name} at {where}, effort {effort}, on {case.describe}:", flush=True)
     signal = case.signal()
-    codec.decode(codec.encode(signal, None, point)[0])
-    encoded = measure(lambda: codec.encode(signal, None, point)[0])
+    codec.decode(codec.encode(signal, rate=asked, effort=effort)[0])
+    encoded = measure(lambda: codec.encode(signal, rate=asked, effort=effort)[0])
     decoded = measure(lambda: codec.decode(encoded.value))
     # both modalities here define the optional size (Mpx, seconds of audio)
     return Timing(encoded.seconds, decoded.seconds, codec.modality.size(signal))
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modality", nargs="+", choices=sorted(CASES), default=sorted(CASES))
     parser.add_argument("--model", help="model name or card (default: the modality's)")
-    parser.add_argument("--rate", help="operating point (default: the modality's default)")
+    parser.add_argument("--rate", help="rate to meet (default: the modality's default)")
+    parser.add_argument("--effort", choices=EFFORTS, default="default", help="encoder effort")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
     if args.model and len(args.modality) > 1:
@@ -144,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     for modality in args.modality:
         case = CASES[modality]
         try:
-            timing = time_case(modality, case, args.model, args.rate)
+            timing = time_case(modality, case, args.model, args.rate, args.effort)
         except UnicompError as error:
             print(f"{modality}: cannot time: {error}", file=sys.stderr, flush=True)
             failed = True

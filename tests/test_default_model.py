@@ -14,11 +14,12 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 from unicomp_sensor.modality import SensorModality
 
-from unicomp.core.calibration import label_rate, measure
+from unicomp.core.calibration import measure
 from unicomp.core.checkpoint import load_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import CropDataset, find_files
+from unicomp.core.points import parse_rate
 from unicomp.release.recipe import Calibration, Recipe, main
 
 
@@ -94,8 +95,8 @@ def test_train_resume_and_export_a_default_model(
     networks = [t for key, t in stored.items() if not key.startswith("quantizer.")]
     assert {t.dtype for t in networks if t.is_floating_point()} == {torch.float16}
     for label in modality.labels:
-        assert 0.8 * label_rate(label, unit) <= calibration["mean_rate"][label]
-        assert calibration["mean_rate"][label] <= label_rate(label, unit)
+        assert 0.8 * parse_rate(label, unit) <= calibration["mean_rate"][label]
+        assert calibration["mean_rate"][label] <= parse_rate(label, unit)
 
 
 def test_export_refuses_a_model_without_index_statistics(sensor_data: Path, tmp_path: Path) -> None:

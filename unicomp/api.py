@@ -21,6 +21,7 @@ from unicomp.core.catalog import find_model, resolve_model
 from unicomp.core.checkpoint import read_card
 from unicomp.core.codec import Codec, EncodeReport
 from unicomp.core.devices import resolve_device
+from unicomp.core.points import parse_rate
 from unicomp.errors import FormatError, InputError, ModelError
 from unicomp.plugins.manager import Registry, get_registry
 
@@ -60,8 +61,8 @@ def load_codec(
     whose networks run on ``device``.
 
     ``model`` is a name (bundled, installed or in ``UNICOMP_MODEL_PATH``) or the path of
-    a card, weights file or model folder. The rate label is also the operating point the
-    codec encodes at (core/points.py); pass it to :meth:`Codec.encode`.
+    a card, weights file or model folder. ``rate`` (such as "0.2bpp") only picks the
+    model; pass the rate itself to :meth:`Codec.encode`, which meets it per file.
     """
     registry = registry or get_registry()
     if model is None:
@@ -78,7 +79,8 @@ def compress(
     output: PathLike | None = None,
     *,
     model: PathLike | None = None,
-    rate: str | None = None,
+    rate: str | float | None = None,
+    effort: str = "default",
     admm_iterations: int | None = None,
     overwrite: bool = False,
     metrics: bool = False,
@@ -88,6 +90,11 @@ def compress(
     device: DeviceLike = "cpu",
 ) -> CompressResult:
     """Compress the file at ``path`` into ``output`` (default: same name, .ucz).
+
+    ``rate`` ("0.2bpp", "1.5kbps" or a number in the modality's unit; default: the
+    model's default rate) is met per file: at most it, at most 3 % under it. ``effort``
+    ("fast", "default", "best") sets how long the latent search runs;
+    ``admm_iterations`` overrides its iteration count.
 
     The input is read before the model is loaded, so a bad file is reported as a bad
     file even where no model is installed. ``codecs`` keeps loaded models between calls
@@ -100,14 +107,22 @@ def compress(
     modality = registry.modality_for(source)
     _check_distinct(source, target)
     check_output(target, overwrite)
-    model_name = model if model is not None else modality.default_model(rate)
+    asked = parse_rate(rate, modality.rate_unit) if isinstance(rate, str) else rate
+    if model is None:
+        model = modality.default_model(None if asked is None else f"{asked:g}{modality.rate_unit}")
     signal = modality.load(source)
-    codec = _codec(model_name, registry, codecs, device)
+    codec = _codec(model, registry, codecs, device)
     if codec.modality.name != modality.name:
         raise InputError(
             f"model {codec.name!r} codes {codec.modality.name!r}, but {source} is {modality.name!r}"
         )
-    data, report = codec.encode(signal, admm_iterations, rate, on_iteration)
+    data, report = codec.encode(
+        signal,
+        rate=asked,
+        effort=effort,
+        admm_iterations=admm_iterations,
+        on_iteration=on_iteration,
+    )
     scores = modality.metrics(signal, codec.decode(data)) if metrics else None
     write_bytes_atomic(target, data, overwrite)
     return CompressResult(target, report, scores)

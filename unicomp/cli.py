@@ -7,6 +7,7 @@ code (usage 2, input 3, format 4, model 5, plugin 6); ``--debug`` shows the trac
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import json
 import os
@@ -23,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from unicomp import __version__
+from unicomp.core.config import EFFORTS
 from unicomp.errors import INTERNAL_EXIT_CODE, UnicompError, UsageError
 
 if TYPE_CHECKING:
@@ -82,6 +84,10 @@ Workers = Annotated[
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Model name or path to a model card.")
 ]
+#: ``--effort``'s choices (core/config.py, which imports no torch).
+Effort = enum.Enum("Effort", {name: name for name in EFFORTS}, type=str)  # type: ignore[misc]
+DEFAULT_EFFORT = Effort("default")
+
 _DEVICES = "auto (a CUDA GPU when present), cpu, cuda or cuda:N"
 #: Encoding and training default to a GPU when there is one; decoding and the bench to
 #: the CPU, where the decoding contract promises identical samples (docs/format.md).
@@ -110,12 +116,25 @@ def compress(
     output: Output = None,
     model: ModelOption = None,
     rate: Annotated[
-        str | None, typer.Option(help="Operating point, e.g. 0.12bpp or 2kbps.")
+        str | None,
+        typer.Option(
+            help="Rate every file meets (at most it, at most 3 % under), anywhere in the "
+            "model's range, e.g. 0.2bpp or 1.5kbps. Default: the model's default rate."
+        ),
     ] = None,
+    effort: Annotated[
+        Effort,
+        typer.Option(
+            help="Latent search: fast sends the encoder's output, best searches up to "
+            "about 10 times longer."
+        ),
+    ] = DEFAULT_EFFORT,
     admm_iters: Annotated[
         int | None,
         typer.Option(
-            "--admm-iters", min=0, help="Latent search budget; 0 sends the encoder output."
+            "--admm-iters",
+            min=0,
+            help="Latent search iterations, overriding --effort's; 0 sends the encoder output.",
         ),
     ] = None,
     metrics: Annotated[bool, typer.Option("--metrics", help="Decode and report quality.")] = False,
@@ -144,6 +163,7 @@ def compress(
             compress_folder,
             model=model,
             rate=rate,
+            effort=effort.value,
             admm_iterations=admm_iters,
             overwrite=force,
             workers=workers,
@@ -165,6 +185,7 @@ def compress(
             output,
             model=model,
             rate=rate,
+            effort=effort.value,
             admm_iterations=admm_iters,
             overwrite=force,
             metrics=metrics,
@@ -179,8 +200,14 @@ def compress(
         return
     if quiet:
         return
+    asked = ""
+    if report.target_rate is not None:
+        asked = (
+            f" (asked {report.target_rate:g}: point {report.operating_point}, "
+            f"{report.rate_trials} rate trials, {report.rate_seconds:.2f} s)"
+        )
     line = (
-        f"{result.output}: {report.rate:.4g} {report.rate_unit} "
+        f"{result.output}: {report.rate:.4g} {report.rate_unit}{asked} "
         f"({report.total_bits // 8} bytes: payload {report.payload_bits // 8}, "
         f"header {report.header_bits // 8}; entropy estimate "
         f"{report.estimated_bits / 8:.0f}), {report.iterations} ADMM iterations, "
@@ -389,7 +416,8 @@ def bench(
     codecs: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated codecs (default: unicomp, unicomp-no-admm and every baseline)."
+            help="Comma-separated codecs (default: unicomp, unicomp-fast and every baseline; "
+            "unicomp-best only when named)."
         ),
     ] = None,
     model: ModelOption = None,

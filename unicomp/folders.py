@@ -130,6 +130,7 @@ def compress_folder(
     *,
     model: str | None = None,
     rate: str | None = None,
+    effort: str = "default",
     admm_iterations: int | None = None,
     overwrite: bool = False,
     workers: int = 1,
@@ -149,7 +150,7 @@ def compress_folder(
 
     def job(path: Path, mirror: Path) -> Job:
         output = mirror / f"{path.name}{UCZ_SUFFIX}"
-        return Job(True, path, output, model, rate, admm_iterations, overwrite, device)
+        return Job(True, path, output, model, rate, effort, admm_iterations, overwrite, device)
 
     return _run(source, target, extensions, job, workers, shard, on_start, on_file)
 

@@ -40,6 +40,7 @@ class Job:
     output: Path
     model: str | None = None
     rate: str | None = None
+    effort: str = "default"
     admm_iterations: int | None = None
     overwrite: bool = False
     device: str = "cpu"
@@ -90,6 +91,7 @@ def run_job(job: Job, codecs: dict[str, Codec] | None = None) -> Outcome:
                 job.output,
                 model=job.model,
                 rate=job.rate,
+                effort=job.effort,
                 admm_iterations=job.admm_iterations,
                 overwrite=job.overwrite,
                 on_iteration=_check_stop,

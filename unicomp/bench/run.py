@@ -24,7 +24,7 @@ from unicomp.bench.at_rates import quality_at_anchor_rates
 from unicomp.bench.base import Baseline, Metric, Quality
 from unicomp.bench.export import write_outputs
 from unicomp.bench.measure import measure
-from unicomp.bench.model_codec import VARIANTS, ModelCodec, default_points, model_points
+from unicomp.bench.model_codec import OPT_IN, VARIANTS, ModelCodec, default_codec
 from unicomp.bench.records import Record, RecordStore, record_key
 from unicomp.bench.report import BenchReport
 from unicomp.bench.summary import Curve, bd_against, summarize
@@ -66,7 +66,8 @@ def run_bench(
         raise InputError(f"data folder {data} does not exist")
     paths = find_files(chosen, data)
     items = [path.relative_to(data).as_posix() for path in paths]
-    names = list(dict.fromkeys(codecs or available_names(registry, chosen)))
+    default = [n for n in available_names(registry, chosen) if n not in OPT_IN]
+    names = list(dict.fromkeys(codecs or default))
     if anchor is not None and anchor not in names:
         raise UsageError(f"anchor {anchor!r} is not among the codecs ({', '.join(names)})")
     store = RecordStore.open(out / f"{chosen.name}-records.jsonl", resume, overwrite)
@@ -110,7 +111,8 @@ def run_bench(
 
 
 def available_names(registry: Registry, modality: Modality) -> list[str]:
-    """The unicomp codecs, then every baseline registered for ``modality``, in order."""
+    """The unicomp codecs, then every baseline registered for ``modality``, in order
+    (a bench without ``--codecs`` runs them all but the opt-in ones)."""
     baselines = [b.name for b in registry.baselines.values() if b.modality == modality.name]
     return [*VARIANTS, *baselines]
 
@@ -126,13 +128,13 @@ def select_codecs(
     known = available_names(registry, modality)
     selected: list[Baseline] = []
     unavailable: dict[str, str] = {}
-    points, missing = None, None
-    if any(name in VARIANTS for name in names):  # both unicomp codecs share the models
-        points, missing = _unicomp_points(registry, modality, model, device)
+    model_codec, missing = None, None
+    if any(name in VARIANTS for name in names):  # the unicomp codecs share one model
+        model_codec, missing = _unicomp_codec(registry, modality, model, device)
     for name in names:
         codec: Baseline | None
         if name in VARIANTS:
-            codec = ModelCodec(points, name, VARIANTS[name]) if points else None
+            codec = ModelCodec(model_codec, name) if model_codec else None
             reason = missing
         elif name in registry.baselines:
             codec = registry.baselines[name]
@@ -150,25 +152,22 @@ def select_codecs(
     return selected, unavailable
 
 
-def _unicomp_points(
+def _unicomp_codec(
     registry: Registry, modality: Modality, model: str | None, device: str
-) -> tuple[dict[str, Codec] | None, str | None]:
-    """The operating points unicomp is swept over, or why there are none: a missing model
-    is reported, never faked."""
+) -> tuple[Codec | None, str | None]:
+    """The model unicomp is swept with, or why there is none: a missing model is
+    reported, never faked."""
     try:
         if model is None:
-            points = default_points(registry, modality, device)
+            codec = default_codec(registry, modality, device)
         else:
-            points = model_points(load_codec(model, registry=registry, device=device))
+            codec = load_codec(model, registry=registry, device=device)
     except ModelError as error:
         which = f"model {model}" if model else f"no trained default {modality.name} model"
         return None, f"{which}: {error}"
-    for codec in points.values():
-        if codec.modality.name != modality.name:
-            raise UsageError(
-                f"model {codec.name!r} codes {codec.modality.name}, not {modality.name}"
-            )
-    return points, None
+    if codec.modality.name != modality.name:
+        raise UsageError(f"model {codec.name!r} codes {codec.modality.name}, not {modality.name}")
+    return codec, None
 
 
 def _sweep(

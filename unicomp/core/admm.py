@@ -92,6 +92,7 @@ def admm_search(
     rate_weight: float = 0.0,
     bits: torch.Tensor | None = None,
     rate: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    admissible: Callable[[torch.Tensor], torch.Tensor] | None = None,
     on_iteration: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SearchResult:
     """Search center indices for a batch; ``config.iterations == 0`` projects ``z0``.
@@ -99,7 +100,11 @@ def admm_search(
     ``bits`` (channels, K) prices symbols in the projection, weighted by
     ``rate_weight`` (an operating point's, core/points.py); ``rate`` gives each item's
     bits per element as its coder will code them (by default, as ``bits`` counts them):
-    the best iterate is judged by what it really costs.
+    the best iterate is judged by what it really costs. ``admissible`` says, per item,
+    which iterates may be sent at all (per-file rate control, core/file_rate.py: those
+    whose file lands in the asked window); the projection of ``z0`` always may, and
+    the best iterate is then the least distorted admissible one: the window already
+    holds the rate.
     """
     centers = quantizer.centers.detach()
     rate_weight = rate_weight if bits is not None else 0.0
@@ -110,7 +115,7 @@ def admm_search(
         best_indices = project(z0, centers, bits, rate_weight)
         best_distortion = distortion(generator(centers[best_indices]), x)
         price = torch.zeros_like(best_distortion)
-        if rate_weight > 0:
+        if rate_weight > 0 and admissible is None:
             latent_error = ((z0 - centers[best_indices]) ** 2).flatten(1).mean(dim=1)
             price = rate_weight * best_distortion / latent_error.clamp_min(1e-12)
 
@@ -145,6 +150,8 @@ def admm_search(
                 value = distortion(generator(target), x)
                 candidate = cost(indices, value)
                 better = candidate < best_cost
+                if admissible is not None:
+                    better &= admissible(indices).to(better.device)
                 best_cost = torch.where(better, candidate, best_cost)
                 best_distortion = torch.where(better, value, best_distortion)
                 mask = better.reshape((-1,) + (1,) * (indices.dim() - 1))

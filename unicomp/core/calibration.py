@@ -28,7 +28,7 @@ from unicomp.core.codec import Codec
 from unicomp.core.coders import CONTEXT
 from unicomp.core.entropy import EntropyTables
 from unicomp.core.point_tuning import GeneratorTuning, tune_generator
-from unicomp.core.points import OperatingPoint
+from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.rate_control import find_operating_point, fit_point_context_tables
 from unicomp.errors import UsageError
 
@@ -37,14 +37,6 @@ TOLERANCE = 0.03
 #: Rounds of the search; up to MAX_ROUNDS while no round has met the label yet (near a
 #: model's lowest rate the real rate approaches the label slowly from above).
 ROUNDS, MAX_ROUNDS = 4, 8
-
-
-def label_rate(label: str, unit: str) -> float:
-    """The number in a rate label: ``label_rate("0.12bpp", "bpp") == 0.12``."""
-    try:
-        return float(label.removesuffix(unit))
-    except ValueError:
-        raise UsageError(f"operating point {label!r} is not a rate in {unit}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +126,7 @@ def _aim(
     rate term was needed). The point keeps its generator throughout.
     """
     modality, model = codec.modality, codec.model
-    target = label_rate(label, modality.rate_unit)
+    target = parse_rate(label, modality.rate_unit)
     with torch.no_grad():
         latents = [model.encoder(modality.analysis(s)[0].unsqueeze(0)) for s in signals]
     centers = model.quantizer.centers.detach()

@@ -9,6 +9,7 @@ synthesis and the entropy coder on the CPU.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,18 +20,31 @@ from typing import Any
 import torch
 
 from unicomp.core import container, kernels
-from unicomp.core.admm import admm_search
+from unicomp.core.admm import admm_search, project
 from unicomp.core.checkpoint import Model, load_model
 from unicomp.core.coders import coder_field, parse_coder_field
-from unicomp.core.config import AdmmConfig
-from unicomp.core.modality import Modality
-from unicomp.core.points import OperatingPoint
-from unicomp.errors import FormatError, ModelError, UsageError
+from unicomp.core.file_rate import (
+    TOLERANCE,
+    OutOfReach,
+    RateFit,
+    fit_weight,
+    nearest_calibration,
+    serving_points,
+    start_weight,
+    window,
+)
+from unicomp.core.modality import Modality, SideInfo, signal_size
+from unicomp.core.points import OperatingPoint, parse_rate, rate_range
+from unicomp.errors import FormatError, InputError, ModelError, UsageError
 
 
 @dataclass(frozen=True)
 class EncodeReport:
-    """Honest bit accounting of one encoded signal."""
+    """Honest bit accounting of one encoded signal, and what the encoder did for it.
+
+    ``target_rate`` is the rate asked for (None: coded at an operating point's own
+    weight); ``rate_trials`` and ``rate_seconds`` are what meeting it cost.
+    """
 
     total_bits: int
     header_bits: int
@@ -39,10 +53,30 @@ class EncodeReport:
     fixed_length_bits: float
     rate: float
     rate_unit: str
+    target_rate: float | None
+    operating_point: str | None
+    rate_weight: float
+    rate_trials: int
+    rate_seconds: float
+    effort: str
     distortion: float
     iterations: int
     seconds: float
     latent_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Aim:
+    """How one encode aims at its rate: the point and header its file gets, the
+    projection's rate weight, the rates the file may have (None: any), and what
+    finding them cost."""
+
+    point: OperatingPoint
+    header: container.Header
+    weight: float
+    window: tuple[float, float] | None = None
+    trials: int = 0
+    seconds: float = 0.0
 
 
 class Codec:
@@ -71,22 +105,65 @@ class Codec:
     def name(self) -> str:
         return self.model.name
 
+    @property
+    def rate_range(self) -> tuple[float, float] | None:
+        """The lowest and highest rate ``encode`` can aim at (None: the model has no
+        calibrated operating points)."""
+        return rate_range(self.model.points, self.modality.rate_unit)
+
+    @property
+    def default_rate(self) -> float | None:
+        """The rate a file gets when none is asked: the default point's label."""
+        label = self.model.point().label
+        return None if label is None else parse_rate(label, self.modality.rate_unit)
+
     def encode(
         self,
         signal: Any,
-        admm_iterations: int | None = None,
+        *,
+        rate: float | None = None,
         operating_point: str | None = None,
+        effort: str = "default",
+        admm_iterations: int | None = None,
         on_iteration: Callable[[int, int], None] | None = None,
     ) -> tuple[bytes, EncodeReport]:
-        """Compress one signal at ``operating_point`` (None: the model's default);
-        ``admm_iterations=0`` sends the hard-quantized encoder output."""
+        """Compress one signal.
+
+        With a ``rate`` (default: :attr:`default_rate`), the file lands at most at it and
+        at most 3 % under it (core/file_rate.py). With an ``operating_point`` instead,
+        the point's calibrated weight is used as is, so files meet its label only on
+        average (calibration measures points this way). ``effort`` picks the latent
+        search (:meth:`AdmmConfig.at_effort`); ``admm_iterations`` overrides its
+        iteration count (0 sends the encoder's projected output).
+        """
         started = time.monotonic()
-        point = self.model.point(operating_point)
-        search = self._search_config(admm_iterations)
+        if rate is not None and operating_point is not None:
+            raise UsageError("ask for a rate or for an operating point, not both")
+        search = self.model.config.admm.at_effort(effort, signal_size(self.modality, signal))
+        if admm_iterations is not None:
+            if admm_iterations < 0:
+                raise UsageError(f"ADMM iterations must be >= 0, got {admm_iterations}")
+            search = replace(search, iterations=admm_iterations)
         x, side_info = self.modality.analysis(signal)
         x = x.unsqueeze(0).to(self.device)
         with torch.no_grad():
             z0 = self.model.encoder(x)
+        target = self.default_rate if operating_point is None and rate is None else rate
+        if target is None:
+            point = self.model.point(operating_point)
+            header = self._header(point, tuple(z0.shape[1:]), side_info)
+            aim = _Aim(point, header, point.rate_weight)
+        else:
+            aim = self._aim(signal, x, z0, side_info, target)
+        point, header = aim.point, aim.header
+        admissible = None
+        if aim.window is not None:
+            low, high = aim.window
+
+            def admissible(indices: torch.Tensor) -> torch.Tensor:
+                rates = [self._file_rate(header, point, q, signal) for q in indices]
+                return torch.tensor([low <= r <= high for r in rates])
+
         callback = None
         if on_iteration is not None:
 
@@ -100,22 +177,14 @@ class Codec:
             z0,
             quantizer=self.model.quantizer,
             config=search,
-            rate_weight=point.rate_weight,
+            rate_weight=aim.weight,
             bits=point.search_tables.bits().to(self.device),
             # Iterates are judged by the bits the point's coder will spend on them.
             rate=partial(_coded_bits, point),
+            admissible=admissible,
             on_iteration=callback,
         )
         indices = result.indices[0].cpu()
-        label = None if point is self.model.point() else point.label
-        header = container.Header(
-            modality=self.modality.name,
-            model=self.model.name,
-            weights_digest=self.model.digest,
-            latent_shape=tuple(indices.shape),
-            coder=coder_field(point.coder, label),
-            side_info=side_info,
-        )
         payload = point.coder.encode(indices, point.coder_tables)
         data = container.pack(header, payload)
         total_bits = 8 * len(data)
@@ -127,12 +196,94 @@ class Codec:
             fixed_length_bits=point.search_tables.fixed_length_bits(indices.numel()),
             rate=self.modality.rate(total_bits, signal),
             rate_unit=self.modality.rate_unit,
+            target_rate=target,
+            operating_point=point.label,
+            rate_weight=aim.weight,
+            rate_trials=aim.trials,
+            rate_seconds=aim.seconds,
+            effort=effort,
             distortion=float(result.distortion[0]),
             iterations=result.iterations,
             seconds=time.monotonic() - started,
             latent_shape=tuple(indices.shape),
         )
         return data, report
+
+    def _aim(
+        self,
+        signal: Any,
+        x: torch.Tensor,
+        z0: torch.Tensor,
+        side_info: SideInfo,
+        target: float,
+    ) -> _Aim:
+        """Aim one file at ``target`` (core/file_rate.py): fit every serving point's
+        weight so that its projection's file lands within the tolerance under the
+        target, and keep the point whose projection decodes with the least distortion."""
+        started = time.monotonic()
+        unit = self.modality.rate_unit
+        centers = self.model.quantizer.centers.detach()
+        fitted: list[tuple[OperatingPoint, container.Header, RateFit]] = []
+        smallest = math.inf
+        for point in serving_points(self.model.points, target, unit, self.name):
+            header = self._header(point, tuple(z0.shape[1:]), side_info)
+            bits = point.search_tables.bits().to(self.device)
+
+            def rate_at(
+                weight: float,
+                point: OperatingPoint = point,
+                header: container.Header = header,
+                bits: torch.Tensor = bits,
+            ) -> tuple[float, torch.Tensor]:
+                indices = project(z0, centers, bits, weight)
+                return self._file_rate(header, point, indices[0], signal), indices
+
+            try:
+                fitted.append((point, header, fit_weight(rate_at, target, start_weight(point))))
+            except OutOfReach as error:
+                smallest = min(smallest, error.smallest)
+        if not fitted:
+            raise InputError(
+                f"{target:g} {unit} is out of reach for so small a signal: its smallest "
+                f"file is {smallest:.4g} {unit}"
+            )
+        trials = sum(fit.trials for _, _, fit in fitted)
+        met = [c for c in fitted if c[2].rate >= (1 - TOLERANCE) * target]
+        if not met:
+            point, header, fit = max(fitted, key=lambda c: c[2].rate)
+        else:
+            shortlist = [(p, f) for p, _, f in met]
+            kept = nearest_calibration(shortlist)
+            if len(kept) > 1:
+                with torch.no_grad():
+                    distortions = [
+                        float(self.modality.distortion(p.generator(centers[f.indices]), x)[0])
+                        for p, f in kept
+                    ]
+                kept = [kept[distortions.index(min(distortions))]]
+            point, header, fit = next(c for c in met if c[0] is kept[0][0])
+        seconds = time.monotonic() - started
+        return _Aim(point, header, fit.weight, window(target, fit), trials, seconds)
+
+    def _header(
+        self, point: OperatingPoint, latent_shape: tuple[int, ...], side_info: SideInfo
+    ) -> container.Header:
+        label = None if point is self.model.point() else point.label
+        return container.Header(
+            modality=self.modality.name,
+            model=self.model.name,
+            weights_digest=self.model.digest,
+            latent_shape=latent_shape,
+            coder=coder_field(point.coder, label),
+            side_info=side_info,
+        )
+
+    def _file_rate(
+        self, header: container.Header, point: OperatingPoint, indices: torch.Tensor, signal: Any
+    ) -> float:
+        """The rate of the file that codes ``indices`` (channels, *axes) under ``header``."""
+        payload = point.coder.encode(indices.cpu(), point.coder_tables)
+        return self.modality.rate(8 * len(container.pack(header, payload)), signal)
 
     def decode_indices(self, data: bytes) -> tuple[container.Header, torch.Tensor]:
         """Parse a file made by this model and entropy-decode its center indices."""
@@ -189,14 +340,6 @@ class Codec:
         header, payload = container.unpack(data)
         point = self.check_header(header)
         return header, point, point.coder.decode(payload, header.latent_shape, point.coder_tables)
-
-    def _search_config(self, iterations: int | None) -> AdmmConfig:
-        search = self.model.config.admm
-        if iterations is not None:
-            if iterations < 0:
-                raise UsageError(f"ADMM iterations must be >= 0, got {iterations}")
-            search = replace(search, iterations=iterations)
-        return search
 
 
 def _coded_bits(point: OperatingPoint, indices: torch.Tensor) -> torch.Tensor:

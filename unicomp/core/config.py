@@ -13,6 +13,10 @@ from unicomp.errors import UsageError
 
 #: A training phase, which is also how the quantizer treats latents in it.
 Mode = Literal["float", "soft", "hard"]
+#: How hard the encoder searches (:meth:`AdmmConfig.at_effort`).
+EFFORTS = ("fast", "default", "best")
+#: ``--effort best`` runs this many times the default search's iterations and patience.
+BEST_SCALE = 10
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +41,12 @@ class QuantizerConfig:
 
 @dataclass
 class AdmmConfig:
-    """Budget and schedule of the per-signal latent search (see core/admm.py)."""
+    """Budget and schedule of the per-signal latent search (see core/admm.py).
+
+    ``time_budget`` caps the default search in seconds; ``best_seconds`` caps
+    ``--effort best`` per unit of signal size (the modality's ``size``: seconds per
+    second of audio, per megapixel), None meaning no cap.
+    """
 
     iterations: int = 30
     inner_steps: int = 4
@@ -46,6 +55,28 @@ class AdmmConfig:
     rho_growth: float = 1.12
     patience: int = 8
     time_budget: float | None = None
+    best_seconds: float | None = None
+
+    def at_effort(self, effort: str, size: float | None) -> AdmmConfig:
+        """The search an ``--effort`` asks for, like AVIF's speeds or x264's presets:
+        ``fast`` sends the encoder's projected output, ``default`` is this search, and
+        ``best`` searches BEST_SCALE times longer, within ``best_seconds`` times the
+        signal's ``size`` (no time cap without either)."""
+        if effort == "fast":
+            return dataclasses.replace(self, iterations=0)
+        if effort == "default":
+            return self
+        if effort == "best":
+            budget = None
+            if self.best_seconds is not None and size is not None:
+                budget = self.best_seconds * size
+            return dataclasses.replace(
+                self,
+                iterations=self.iterations * BEST_SCALE,
+                patience=self.patience * BEST_SCALE,
+                time_budget=budget,
+            )
+        raise UsageError(f"unknown effort {effort!r} (known: {', '.join(EFFORTS)})")
 
 
 @dataclass

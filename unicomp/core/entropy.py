@@ -10,6 +10,7 @@ escape path, whatever bytes it is fed.
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import importlib.util
 import math
@@ -134,14 +135,21 @@ class EntropyTables:
         return count * math.log2(self.num_symbols)
 
     def coder_cdfs(self) -> tuple[list[list[int]], list[int], list[int]]:
-        """Each row's CDF, size and offset, in the form CompressAI's coder takes."""
-        cdfs = []
-        for row in self.frequencies:
-            cdf = [0, *np.cumsum(row).tolist(), TOTAL]  # last entry: the unused escape
-            cdfs.append(cdf)
+        """Each row's CDF, size and offset, in the form CompressAI's coder takes (the
+        coder only reads them)."""
+        return self._coder_cdfs
+
+    @functools.cached_property
+    def _coder_cdfs(self) -> tuple[list[list[int]], list[int], list[int]]:
+        # Computed once per tables: per-file rate control codes a file many times, and
+        # context tables have thousands of rows.
+        rows = np.asarray(self.frequencies, dtype=np.int64)
+        cdfs = np.zeros((rows.shape[0], rows.shape[1] + 2), dtype=np.int64)
+        cdfs[:, 1:-1] = np.cumsum(rows, axis=1)
+        cdfs[:, -1] = TOTAL  # the unused escape
         sizes = [self.num_symbols + 2] * self.channels
         offsets = [0] * self.channels
-        return cdfs, sizes, offsets
+        return cdfs.tolist(), sizes, offsets
 
 
 def count_indices(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:

@@ -50,8 +50,8 @@ class Modality(Protocol):
         ...
 
     def default_model(self, rate: str | None) -> str:
-        """Name of the model to use at operating point ``rate`` (None: the default one);
-        an unknown rate raises UsageError listing the known ones."""
+        """Name of the model to use at ``rate``, such as "0.2bpp" (None: the default
+        rate). The codec then checks that the rate lies within the model's range."""
         ...
 
     def load(self, path: Path) -> Any:

@@ -11,12 +11,15 @@ has one point, labelled None, with no rate term.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
 
 from unicomp.core.coders import Coder
 from unicomp.core.entropy import EntropyTables
+from unicomp.errors import UsageError
 
 
 @dataclass
@@ -29,3 +32,23 @@ class OperatingPoint:
     coder: Coder
     coder_tables: EntropyTables
     generator: nn.Module
+
+
+def parse_rate(text: str, unit: str) -> float:
+    """The rate ``text`` names, in ``unit``: ``parse_rate("0.12bpp", "bpp") == 0.12``; a
+    bare number is read in ``unit`` too. Anything else, or a rate that is not a positive
+    finite number, raises UsageError."""
+    try:
+        value = float(text.strip().removesuffix(unit))
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{text!r} is not a rate in {unit} (such as 0.5{unit})")
+    return value
+
+
+def rate_range(points: Sequence[OperatingPoint], unit: str) -> tuple[float, float] | None:
+    """The lowest and highest rate the labelled ``points`` serve (None if none has a
+    label: a model fresh from training codes at one uncalibrated point)."""
+    rates = [parse_rate(p.label, unit) for p in points if p.label is not None]
+    return (min(rates), max(rates)) if rates else None

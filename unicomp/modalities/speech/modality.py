@@ -57,7 +57,7 @@ SEARCH_FRAMES = 250
 FADE_FRAMES = 8
 EDGE_FRAMES = 4
 #: Model names per rate label; one model serves both (entropy-constrained projection).
-MODELS = {"2kbps": "speech-v1", "1kbps": "speech-v1"}
+DEFAULT_MODEL = "speech-v1"
 DEFAULT_RATE = "2kbps"
 
 
@@ -98,7 +98,7 @@ class SpeechModality:
 
     def default_config(self) -> ModelConfig:
         return ModelConfig(
-            name=MODELS[DEFAULT_RATE],
+            name=DEFAULT_MODEL,
             modality=self.name,
             network=dict(DEFAULT_NETWORK),
             rates=["2kbps", "1kbps"],
@@ -107,7 +107,10 @@ class SpeechModality:
             # machine): no search 0.210 / 0.03; 10 x 3 steps, lr 0.02, rho 0.5 0.188 /
             # 0.90; 20 x 2, lr 0.05 0.186 / 1.39; 10 x 2, lr 0.1, rho 0.2 0.183 / 0.64
             # (compare: benchmarks/tune_admm.py --modality speech).
-            admm=AdmmConfig(iterations=10, inner_steps=2, learning_rate=0.1, rho=0.2),
+            # --effort best: up to 2 s per second of audio.
+            admm=AdmmConfig(
+                iterations=10, inner_steps=2, learning_rate=0.1, rho=0.2, best_seconds=2.0
+            ),
             train=TrainConfig(
                 float_steps=1500,
                 soft_steps=1500,
@@ -124,10 +127,9 @@ class SpeechModality:
         )
 
     def default_model(self, rate: str | None) -> str:
-        label = DEFAULT_RATE if rate is None else rate
-        if label not in MODELS:
-            raise UsageError(f"no speech model for --rate {rate} (known: {', '.join(MODELS)})")
-        return MODELS[label]
+        """One model serves every rate between its operating points (the codec checks
+        that ``rate`` lies there)."""
+        return DEFAULT_MODEL
 
     # -- files ------------------------------------------------------------------------
 
