@@ -1,7 +1,8 @@
 """``unicomp bench`` end to end on two tiny images and two short clips: every codec runs
-its whole sweep on every item, a trained unicomp model is swept like a baseline (and
-with its latent search off, as the ablation), what cannot run is reported with the
-reason, and Ctrl-C keeps what is done for ``--resume``."""
+its whole sweep on every item, a unicomp model is swept across its range of rates like
+a baseline (at each encoder effort, the fast one being the ablation of the search),
+what cannot run is reported with the reason, and Ctrl-C keeps what is done for
+``--resume``."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from PIL import Image
 from typer.testing import CliRunner
 from unicomp_sensor.modality import SensorModality
 
-from unicomp.bench.run import available_names, run_bench
+from unicomp.bench.run import available_names, default_names, run_bench
 from unicomp.cli import app
-from unicomp.core.checkpoint import Model, save_model
+from unicomp.core.checkpoint import Model, read_card, save_model
+from unicomp.core.codec import Codec
 from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.config import merge
 from unicomp.core.entropy import EntropyTables
-from unicomp.core.points import OperatingPoint
+from unicomp.core.file_rate import TOLERANCE
+from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.quantizer import Quantizer
 from unicomp.errors import UsageError
 from unicomp.plugins.manager import Registry
@@ -104,66 +107,101 @@ def test_a_missing_tool_is_reported_with_its_package_and_nothing_fails(
 
 
 @pytest.fixture(scope="module")
-def sensor_card(sensor: SensorModality, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A sensor model with two operating points; random weights are enough to bench it."""
+def readings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("readings")
+    rng = np.random.default_rng(1)
+    for name in ("a.csv", "b.csv"):
+        write_csv(folder / name, rng.standard_normal(700).cumsum())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sensor_card(
+    sensor: SensorModality, readings: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A sensor model with two operating points, labelled with the mean rates their
+    weights give the readings; random weights are enough to bench it."""
     torch.manual_seed(0)
-    config = merge(sensor.default_config(), {"rates": ["4bits", "1bits"]})
+    config = sensor.default_config()
     encoder, generator, _ = sensor.build_networks(config.network)
-    channels = config.network["latent_channels"]
-    tables = EntropyTables.uniform(channels, config.quantizer.num_centers)
+    channels, centers = config.network["latent_channels"], config.quantizer.num_centers
+    # Skewed tables, so that the rate weight moves the rate.
+    tables = EntropyTables.from_counts(torch.logspace(3, 0, centers).repeat(channels, 1))
     points = [
         OperatingPoint(label, weight, tables, PER_CHANNEL, tables, generator)
-        for label, weight in (("4bits", 0.05), ("1bits", 1.0))
+        for label, weight in (("high", 0.05), ("low", 2.0))
     ]
-    model = Model(config, encoder, Quantizer(config.quantizer), points)
+    model = Model(config, encoder, Quantizer(config.quantizer), points, sha256="0" * 64)
+    codec = Codec(sensor, model)
+    signals = [sensor.load(path) for path in sorted(readings.glob("*.csv"))]
+    for point in points:
+        rates = [
+            codec.encode(s, operating_point=point.label, effort="fast")[1].rate for s in signals
+        ]
+        point.label = f"{sum(rates) / len(rates):.3g}{sensor.rate_unit}"
+    model.config = merge(config, {"rates": [p.label for p in points]})
     return save_model(model, tmp_path_factory.mktemp("sensor-model"))
 
 
-def test_a_unicomp_model_is_swept_over_its_operating_points_like_a_baseline(
-    registry: Registry, sensor_card: Path, tmp_path: Path
+def test_a_unicomp_model_is_swept_across_its_range_at_each_effort(
+    registry: Registry, sensor_card: Path, readings: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "readings"
-    data.mkdir()
-    rng = np.random.default_rng(1)
-    for name in ("a.csv", "b.csv"):
-        write_csv(data / name, rng.standard_normal(700).cumsum())
     report = run_bench(
         "sensor",
-        data,
+        readings,
         tmp_path,
-        codecs=["unicomp", "unicomp-no-admm"],
+        codecs=["unicomp", "unicomp-fast"],
         model=str(sensor_card),
         registry=registry,
     )
-    searched, ablation = report.curves
+    searched, fast = report.curves
     assert searched.codec == "unicomp" and "sensor-default" in searched.description
-    assert ablation.codec == "unicomp-no-admm" and "0 ADMM iterations" in ablation.description
+    assert "effort default" in searched.description
+    assert fast.codec == "unicomp-fast" and "effort fast" in fast.description
+    labels = read_card(sensor_card)["config"]["rates"]
+    low, high = sorted(parse_rate(label, "bits/sample") for label in labels)
     for curve in report.curves:
         assert not curve.failures
-        assert [p.quality for p in curve.points] == ["1bits", "4bits"]
-        assert all(p.items == 2 and p.rate > 0 and p.metrics for p in curve.points)
+        asked = [parse_rate(str(p.quality), "bits/sample") for p in curve.points]
+        assert len(asked) == 6 and asked == sorted(asked)
+        assert asked[0] == pytest.approx(low, rel=1e-3) and asked[-1] == pytest.approx(
+            high, rel=1e-3
+        )
+        for point, rate in zip(curve.points, asked, strict=True):
+            assert point.items == 2 and point.metrics
+            assert (1 - TOLERANCE) * rate <= point.rate <= rate
+    assert all(
+        (1 - TOLERANCE) * parse_rate(str(r.quality), "bits/sample")
+        <= r.rate
+        <= parse_rate(str(r.quality), "bits/sample")
+        for r in report.records
+    )
     assert report.anchor == "unicomp"
-    at_rates = [r for r in report.at_anchor_rates if r.codec == "unicomp-no-admm"]
-    assert [r.setting for r in at_rates] == ["1bits", "4bits"]
+    at_rates = [r for r in report.at_anchor_rates if r.codec == "unicomp-fast"]
+    assert [r.setting for r in at_rates] == [str(p.quality) for p in searched.points]
     # a modality without the optional size: speed per item only
     assert report.size_unit is None and searched.points[0].encode_seconds_per_unit is None
 
 
-def test_the_no_admm_ablation_runs_beside_unicomp_by_default(
+def test_the_fast_effort_runs_beside_unicomp_by_default_and_best_only_when_named(
     registry: Registry, sensor: SensorModality
 ) -> None:
-    assert available_names(registry, sensor)[:2] == ["unicomp", "unicomp-no-admm"]
+    assert available_names(registry, sensor)[:3] == ["unicomp", "unicomp-fast", "unicomp-best"]
+    assert default_names(registry, sensor) == ["unicomp", "unicomp-fast"]
 
 
 def test_without_model_the_default_model_is_found_in_the_model_path(
-    registry: Registry, sensor_card: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registry: Registry,
+    sensor_card: Path,
+    readings: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("UNICOMP_MODEL_PATH", str(sensor_card.parent))
-    data = tmp_path / "readings"
-    data.mkdir()
-    write_csv(data / "a.csv", np.sin(np.arange(600) / 9.0))
-    report = run_bench("sensor", data, tmp_path / "out", codecs=["unicomp"], registry=registry)
-    assert [p.quality for p in report.curves[0].points] == ["1bits", "4bits"]
+    report = run_bench(
+        "sensor", readings, tmp_path / "out", codecs=["unicomp-fast"], registry=registry
+    )
+    assert len(report.curves[0].points) == 6 and not report.curves[0].failures
 
 
 def test_a_missing_model_is_skipped_with_the_reason(
@@ -173,22 +211,13 @@ def test_a_missing_model_is_skipped_with_the_reason(
         "image",
         photos,
         tmp_path,
-        codecs=["unicomp", "jpeg"],
+        codecs=["unicomp", "unicomp-fast", "jpeg"],
         model="no-such-model",
         registry=registry,
     )
     assert "'no-such-model' not found" in report.unavailable["unicomp"]
+    assert "'no-such-model' not found" in report.unavailable["unicomp-fast"]
     assert [c.codec for c in report.curves] == ["jpeg"]
-    missing_ablation = run_bench(
-        "image",
-        photos,
-        tmp_path,
-        codecs=["unicomp-no-admm"],
-        model="no-such-model",
-        overwrite=True,
-        registry=registry,
-    )
-    assert "'no-such-model' not found" in missing_ablation.unavailable["unicomp-no-admm"]
 
 
 def test_ctrl_c_keeps_what_is_done_and_resume_measures_only_the_rest(

@@ -4,11 +4,13 @@ asked rate, at most 3 % under it), at any encoder effort."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from unicomp.core import container
@@ -29,6 +31,7 @@ from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.errors import InputError, UsageError
 
 NO_INDICES = torch.zeros(1)
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "samples"
 
 
 def smooth(weight: float) -> tuple[float, torch.Tensor]:
@@ -61,7 +64,7 @@ def test_a_target_above_every_rate_is_met_at_weight_zero() -> None:
 def test_a_target_below_every_rate_is_out_of_reach() -> None:
     with pytest.raises(OutOfReach) as raised:
         fit_weight(lambda weight: (4.0 + 1 / (1 + weight), NO_INDICES), 3.0, 1.0)
-    assert 4.0 <= raised.value.smallest < 4.001
+    assert 4.0 <= raised.value.smallest.rate < 4.001
 
 
 def _point(label: str | None, weight: float) -> OperatingPoint:
@@ -148,3 +151,21 @@ def test_rates_the_model_cannot_meet_are_refused_with_its_range(calibrated) -> N
     tiny = dataclasses.replace(signals[0], values=signals[0].values[:16])
     with pytest.raises(InputError, match="out of reach for so small a signal"):
         codec.encode(tiny, rate=low)
+
+
+def test_the_cli_meets_a_rate_between_the_bundled_image_models_points(cli, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.open(SAMPLES / "fruits.jpg").convert("RGB").crop((0, 0, 256, 192)).save(photo)
+    done = cli("compress", str(photo), "--rate", "0.1bpp", "--effort", "fast", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert 0.097 <= report["rate"] <= 0.1 and report["target_rate"] == 0.1
+    assert report["effort"] == "fast" and report["iterations"] == 0
+    assert report["operating_point"] in ("0.06bpp", "0.12bpp", "0.25bpp")
+    outside = cli("compress", str(photo), "--rate", "0.3bpp", "-o", str(tmp_path / "x.ucz"))
+    assert outside.returncode == 2 and "0.06 to 0.25 bpp" in outside.stderr
+    icon = tmp_path / "icon.png"
+    Image.new("RGB", (16, 16), (90, 140, 200)).save(icon)
+    small = cli("compress", str(icon), "--rate", "0.06bpp")
+    assert small.returncode == 3 and "out of reach for so small a signal" in small.stderr
+    assert not icon.with_suffix(".ucz").exists()

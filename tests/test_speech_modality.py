@@ -16,13 +16,14 @@ import soundfile as sf
 import torch
 
 from tests.conftest import run_cli
+from unicomp.api import load_codec
 from unicomp.core.checkpoint import load_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import merge
 from unicomp.core.trainer import train
-from unicomp.errors import FormatError, InputError, UsageError
+from unicomp.errors import FormatError, InputError
 from unicomp.modalities.speech import modality as modality_module
-from unicomp.modalities.speech.modality import SpeechModality, SpeechSignal
+from unicomp.modalities.speech.modality import DEFAULT_MODEL, SpeechModality, SpeechSignal
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, TILE_FRAMES
 
 SPEECH = SpeechModality()
@@ -136,11 +137,10 @@ def test_rate_is_kilobits_per_second_of_the_original() -> None:
     assert SPEECH.rate(4000, signal) == pytest.approx(2.0)
 
 
-def test_default_models_cover_two_and_one_kbps() -> None:
-    assert SPEECH.default_model(None) == SPEECH.default_model("2kbps")
-    assert SPEECH.default_model("1kbps")
-    with pytest.raises(UsageError, match="2kbps"):
-        SPEECH.default_model("3kbps")
+def test_one_bundled_model_serves_every_rate_from_one_to_two_kbps() -> None:
+    assert SPEECH.default_model(None) == SPEECH.default_model("1.5kbps") == DEFAULT_MODEL
+    codec = load_codec(modality="speech")
+    assert codec.rate_range == (1.0, 2.0) and codec.default_rate == 2.0
 
 
 def test_metrics_report_pesq_wideband_narrowband_and_stoi() -> None:

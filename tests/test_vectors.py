@@ -25,6 +25,7 @@ from vectors.vector_cases import CASES, VECTORS, decode, sha256, write_input
 
 from unicomp import api
 from unicomp.core import kernels
+from unicomp.plugins.manager import get_registry
 
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text(encoding="utf-8"))
 BY_CASE = {case.name: case for case in CASES}
@@ -113,10 +114,19 @@ def test_decoding_meets_the_contract_under_each_kernel_setting(
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_compressing_the_same_input_twice_gives_identical_bytes(case, tmp_path: Path) -> None:
+    """At the default rate (the 64x48 image is too small for it: its rate search ends at
+    its smallest file), and at the case's operating point with the point's own weight."""
     source = write_input(case, tmp_path)
-    first = api.compress(source, tmp_path / "first.ucz", rate=case.rate).output.read_bytes()
-    second = api.compress(source, tmp_path / "second.ucz", rate=case.rate).output.read_bytes()
+    first = api.compress(source, tmp_path / "first.ucz").output.read_bytes()
+    second = api.compress(source, tmp_path / "second.ucz").output.read_bytes()
     assert first == second
+    codec = api.load_codec(modality=get_registry().modality_for(source).name)
+    signal = codec.modality.load(source)
+    point = case.rate or codec.model.point().label
+    assert (
+        codec.encode(signal, operating_point=point)[0]
+        == codec.encode(signal, operating_point=point)[0]
+    )
 
 
 def _assert_contract(

@@ -66,8 +66,7 @@ def run_bench(
         raise InputError(f"data folder {data} does not exist")
     paths = find_files(chosen, data)
     items = [path.relative_to(data).as_posix() for path in paths]
-    default = [n for n in available_names(registry, chosen) if n not in OPT_IN]
-    names = list(dict.fromkeys(codecs or default))
+    names = list(dict.fromkeys(codecs or default_names(registry, chosen)))
     if anchor is not None and anchor not in names:
         raise UsageError(f"anchor {anchor!r} is not among the codecs ({', '.join(names)})")
     store = RecordStore.open(out / f"{chosen.name}-records.jsonl", resume, overwrite)
@@ -111,10 +110,14 @@ def run_bench(
 
 
 def available_names(registry: Registry, modality: Modality) -> list[str]:
-    """The unicomp codecs, then every baseline registered for ``modality``, in order
-    (a bench without ``--codecs`` runs them all but the opt-in ones)."""
+    """The unicomp codecs, then every baseline registered for ``modality``, in order."""
     baselines = [b.name for b in registry.baselines.values() if b.modality == modality.name]
     return [*VARIANTS, *baselines]
+
+
+def default_names(registry: Registry, modality: Modality) -> list[str]:
+    """What a bench without ``--codecs`` runs: every available codec but the opt-in."""
+    return [name for name in available_names(registry, modality) if name not in OPT_IN]
 
 
 def select_codecs(

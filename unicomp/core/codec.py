@@ -9,7 +9,6 @@ synthesis and the entropy coder on the CPU.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,11 +23,10 @@ from unicomp.core.admm import admm_search, project
 from unicomp.core.checkpoint import Model, load_model
 from unicomp.core.coders import coder_field, parse_coder_field
 from unicomp.core.file_rate import (
-    TOLERANCE,
     OutOfReach,
     RateFit,
+    choose_fit,
     fit_weight,
-    nearest_calibration,
     serving_points,
     start_weight,
     window,
@@ -129,8 +127,10 @@ class Codec:
     ) -> tuple[bytes, EncodeReport]:
         """Compress one signal.
 
-        With a ``rate`` (default: :attr:`default_rate`), the file lands at most at it and
-        at most 3 % under it (core/file_rate.py). With an ``operating_point`` instead,
+        With a ``rate``, the file lands at most at it and at most 3 % under it
+        (core/file_rate.py); a signal too small for it raises InputError. Without one, the
+        file aims at :attr:`default_rate` the same way, and a signal too small for that
+        gets its smallest file instead. With an ``operating_point`` instead,
         the point's calibrated weight is used as is, so files meet its label only on
         average (calibration measures points this way). ``effort`` picks the latent
         search (:meth:`AdmmConfig.at_effort`); ``admm_iterations`` overrides its
@@ -154,7 +154,7 @@ class Codec:
             header = self._header(point, tuple(z0.shape[1:]), side_info)
             aim = _Aim(point, header, point.rate_weight)
         else:
-            aim = self._aim(signal, x, z0, side_info, target)
+            aim = self._aim(signal, x, z0, side_info, target, strict=rate is not None)
         point, header = aim.point, aim.header
         admissible = None
         if aim.window is not None:
@@ -216,17 +216,21 @@ class Codec:
         z0: torch.Tensor,
         side_info: SideInfo,
         target: float,
+        strict: bool,
     ) -> _Aim:
         """Aim one file at ``target`` (core/file_rate.py): fit every serving point's
         weight so that its projection's file lands within the tolerance under the
-        target, and keep the point whose projection decodes with the least distortion."""
+        target, and keep the point used nearest its calibration. Where no point can
+        make a file that small, raise InputError if ``strict``, else aim at the
+        smallest file."""
         started = time.monotonic()
         unit = self.modality.rate_unit
         centers = self.model.quantizer.centers.detach()
-        fitted: list[tuple[OperatingPoint, container.Header, RateFit]] = []
-        smallest = math.inf
+        headers: dict[str | None, container.Header] = {}
+        fits: list[tuple[OperatingPoint, RateFit]] = []
+        smallest: list[tuple[OperatingPoint, RateFit]] = []
         for point in serving_points(self.model.points, target, unit, self.name):
-            header = self._header(point, tuple(z0.shape[1:]), side_info)
+            header = headers[point.label] = self._header(point, tuple(z0.shape[1:]), side_info)
             bits = point.search_tables.bits().to(self.device)
 
             def rate_at(
@@ -239,31 +243,29 @@ class Codec:
                 return self._file_rate(header, point, indices[0], signal), indices
 
             try:
-                fitted.append((point, header, fit_weight(rate_at, target, start_weight(point))))
+                fits.append((point, fit_weight(rate_at, target, start_weight(point))))
             except OutOfReach as error:
-                smallest = min(smallest, error.smallest)
-        if not fitted:
-            raise InputError(
-                f"{target:g} {unit} is out of reach for so small a signal: its smallest "
-                f"file is {smallest:.4g} {unit}"
-            )
-        trials = sum(fit.trials for _, _, fit in fitted)
-        met = [c for c in fitted if c[2].rate >= (1 - TOLERANCE) * target]
-        if not met:
-            point, header, fit = max(fitted, key=lambda c: c[2].rate)
-        else:
-            shortlist = [(p, f) for p, _, f in met]
-            kept = nearest_calibration(shortlist)
-            if len(kept) > 1:
+                smallest.append((point, error.smallest))
+        trials = sum(fit.trials for _, fit in fits + smallest)
+        if fits:
+
+            def distortion(point: OperatingPoint, fit: RateFit) -> float:
                 with torch.no_grad():
-                    distortions = [
-                        float(self.modality.distortion(p.generator(centers[f.indices]), x)[0])
-                        for p, f in kept
-                    ]
-                kept = [kept[distortions.index(min(distortions))]]
-            point, header, fit = next(c for c in met if c[0] is kept[0][0])
+                    decoded = point.generator(centers[fit.indices])
+                    return float(self.modality.distortion(decoded, x)[0])
+
+            point, fit = choose_fit(fits, target, distortion)
+            allowed = window(target, fit)
+        else:
+            point, fit = min(smallest, key=lambda c: c[1].rate)
+            if strict:
+                raise InputError(
+                    f"{target:g} {unit} is out of reach for so small a signal: its smallest "
+                    f"file is {fit.rate:.4g} {unit}"
+                )
+            allowed = (0.0, fit.rate)
         seconds = time.monotonic() - started
-        return _Aim(point, header, fit.weight, window(target, fit), trials, seconds)
+        return _Aim(point, headers[point.label], fit.weight, allowed, trials, seconds)
 
     def _header(
         self, point: OperatingPoint, latent_shape: tuple[int, ...], side_info: SideInfo

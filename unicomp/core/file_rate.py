@@ -54,10 +54,10 @@ class RateFit:
 
 class OutOfReach(Exception):
     """Even the largest weight's file exceeds the asked rate (its header alone, nearly);
-    ``smallest`` is the lowest rate tried."""
+    ``smallest`` is the smallest file tried."""
 
-    def __init__(self, smallest: float) -> None:
-        super().__init__(smallest)
+    def __init__(self, smallest: RateFit) -> None:
+        super().__init__(smallest.rate)
         self.smallest = smallest
 
 
@@ -102,6 +102,24 @@ def nearest_calibration(
     ranked = sorted(fits, key=distance)
     nearest = distance(ranked[0])
     return [f for f in ranked if distance(f) <= nearest + math.log(NEAR_TIE)]
+
+
+def choose_fit(
+    fits: Sequence[tuple[OperatingPoint, RateFit]],
+    target: float,
+    distortion: Callable[[OperatingPoint, RateFit], float],
+) -> tuple[OperatingPoint, RateFit]:
+    """The point, among those fitted for one file, that codes it: of the fits in the
+    window, the one nearest its calibration (:func:`nearest_calibration`; near-ties go
+    to the least ``distortion`` of the decoded projection); without any in the window,
+    the one with the highest rate."""
+    met = [f for f in fits if f[1].rate >= (1 - TOLERANCE) * target]
+    if not met:
+        return max(fits, key=lambda f: f[1].rate)
+    kept = nearest_calibration(met)
+    if len(kept) == 1:
+        return kept[0]
+    return min(kept, key=lambda f: distortion(*f))
 
 
 def start_weight(point: OperatingPoint) -> float:
@@ -149,7 +167,8 @@ def fit_weight(
             break
         weight = next_weight
     if best is None:
-        raise OutOfReach(min(f.rate for f in (over, under) if f is not None))
+        assert over is not None
+        raise OutOfReach(RateFit(over.weight, over.indices, over.rate, trials))
     return RateFit(best.weight, best.indices, best.rate, trials)
 
 
