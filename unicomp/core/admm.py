@@ -93,6 +93,7 @@ def admm_search(
     bits: torch.Tensor | None = None,
     rate: Callable[[torch.Tensor], torch.Tensor] | None = None,
     admissible: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    projector: Callable[[torch.Tensor], torch.Tensor] | None = None,
     on_iteration: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SearchResult:
     """Search center indices for a batch; ``config.iterations == 0`` projects ``z0``.
@@ -104,7 +105,9 @@ def admm_search(
     which iterates may be sent at all (per-file rate control, core/file_rate.py: those
     whose file lands in the asked window); the projection of ``z0`` always may, and
     the best iterate is then the least distorted admissible one: the window already
-    holds the rate.
+    holds the rate. ``projector`` replaces the Z-step's projection of ``z + u`` (per-file
+    rate control projects each iterate with the weight that puts its file back in the
+    window: with the weight fixed, iterates drift out of it and none can be sent).
     """
     centers = quantizer.centers.detach()
     rate_weight = rate_weight if bits is not None else 0.0
@@ -144,7 +147,10 @@ def admm_search(
                 loss.sum().backward()
                 optimizer.step()
             with torch.no_grad():
-                indices = project(z + dual, centers, bits, rate_weight)
+                if projector is not None:
+                    indices = projector(z + dual)
+                else:
+                    indices = project(z + dual, centers, bits, rate_weight)
                 target = centers[indices]
                 dual += z - target
                 value = distortion(generator(target), x)

@@ -75,6 +75,8 @@ class _Aim:
     window: tuple[float, float] | None = None
     trials: int = 0
     seconds: float = 0.0
+    #: The rate each iterate of the search is projected back to (None: no refit).
+    target: float | None = None
 
 
 class Codec:
@@ -156,13 +158,16 @@ class Codec:
         else:
             aim = self._aim(signal, x, z0, side_info, target, strict=rate is not None)
         point, header = aim.point, aim.header
-        admissible = None
+        admissible = projector = None
         if aim.window is not None:
             low, high = aim.window
 
             def admissible(indices: torch.Tensor) -> torch.Tensor:
                 rates = [self._file_rate(header, point, q, signal) for q in indices]
                 return torch.tensor([low <= r <= high for r in rates])
+
+        if aim.target is not None:
+            projector = self._refit_projector(point, header, signal, aim.target, aim.weight)
 
         callback = None
         if on_iteration is not None:
@@ -182,6 +187,7 @@ class Codec:
             # Iterates are judged by the bits the point's coder will spend on them.
             rate=partial(_coded_bits, point),
             admissible=admissible,
+            projector=projector,
             on_iteration=callback,
         )
         indices = result.indices[0].cpu()
@@ -231,17 +237,7 @@ class Codec:
         smallest: list[tuple[OperatingPoint, RateFit]] = []
         for point in serving_points(self.model.points, target, unit, self.name):
             header = headers[point.label] = self._header(point, tuple(z0.shape[1:]), side_info)
-            bits = point.search_tables.bits().to(self.device)
-
-            def rate_at(
-                weight: float,
-                point: OperatingPoint = point,
-                header: container.Header = header,
-                bits: torch.Tensor = bits,
-            ) -> tuple[float, torch.Tensor]:
-                indices = project(z0, centers, bits, weight)
-                return self._file_rate(header, point, indices[0], signal), indices
-
+            rate_at = partial(self._projection_rate, point, header, signal, z0)
             try:
                 fits.append((point, fit_weight(rate_at, target, start_weight(point))))
             except OutOfReach as error:
@@ -255,7 +251,7 @@ class Codec:
                     return float(self.modality.distortion(decoded, x)[0])
 
             point, fit = choose_fit(fits, target, distortion)
-            allowed = window(target, fit)
+            allowed, refit_to = window(target, fit), target
         else:
             point, fit = min(smallest, key=lambda c: c[1].rate)
             if strict:
@@ -263,9 +259,49 @@ class Codec:
                     f"{target:g} {unit} is out of reach for so small a signal: its smallest "
                     f"file is {fit.rate:.4g} {unit}"
                 )
-            allowed = (0.0, fit.rate)
+            allowed, refit_to = (0.0, fit.rate), None
         seconds = time.monotonic() - started
-        return _Aim(point, headers[point.label], fit.weight, allowed, trials, seconds)
+        header = headers[point.label]
+        return _Aim(point, header, fit.weight, allowed, trials, seconds, refit_to)
+
+    def _projection_rate(
+        self,
+        point: OperatingPoint,
+        header: container.Header,
+        signal: Any,
+        values: torch.Tensor,
+        weight: float,
+    ) -> tuple[float, torch.Tensor]:
+        """The rate-weighted projection of ``values`` (a batch of one) at ``point``, and
+        the rate of its file."""
+        bits = point.search_tables.bits().to(values.device)
+        indices = project(values, self.model.quantizer.centers.detach(), bits, weight)
+        return self._file_rate(header, point, indices[0], signal), indices
+
+    def _refit_projector(
+        self,
+        point: OperatingPoint,
+        header: container.Header,
+        signal: Any,
+        target: float,
+        weight: float,
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The search's Z-step under rate control: each iterate projected with the
+        weight that puts its file back within the tolerance under ``target``, searched
+        from the previous iterate's weight."""
+        current = weight
+
+        def projector(values: torch.Tensor) -> torch.Tensor:
+            nonlocal current
+            rate_at = partial(self._projection_rate, point, header, signal, values)
+            try:
+                fit = fit_weight(rate_at, target, current)
+            except OutOfReach as error:  # the search will not send it
+                return error.smallest.indices
+            current = fit.weight if fit.weight > 0 else current
+            return fit.indices
+
+        return projector
 
     def _header(
         self, point: OperatingPoint, latent_shape: tuple[int, ...], side_info: SideInfo
