@@ -14,21 +14,15 @@ from PIL import Image
 from torch import nn
 
 from unicomp.core import container
+from unicomp.core.blends import STEPS, blend, parse_blend_label
 from unicomp.core.calibration import calibrate_points, measure
 from unicomp.core.checkpoint import load_model
 from unicomp.core.codec import Codec
 from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.entropy import EntropyTables
-from unicomp.core.file_rate import (
-    TOLERANCE,
-    OutOfReach,
-    RateFit,
-    fit_weight,
-    nearest_calibration,
-    serving_points,
-)
+from unicomp.core.file_rate import TOLERANCE, OutOfReach, climb, fit_weight, rungs
 from unicomp.core.points import OperatingPoint, parse_rate
-from unicomp.errors import InputError, UsageError
+from unicomp.errors import FormatError, InputError, UsageError
 
 NO_INDICES = torch.zeros(1)
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "samples"
@@ -67,36 +61,63 @@ def test_a_target_below_every_rate_is_out_of_reach() -> None:
     assert 4.0 <= raised.value.smallest.rate < 4.001
 
 
-def _point(label: str | None, weight: float) -> OperatingPoint:
-    tables = EntropyTables.uniform(2, 4)
-    return OperatingPoint(label, weight, tables, PER_CHANNEL, tables, nn.Identity())
+def _point(label: str | None, weight: float, skew: float = 1.0) -> OperatingPoint:
+    tables = EntropyTables.from_counts(torch.tensor([[1.0, skew, skew**2, skew**3]] * 2))
+    generator = nn.Linear(3, 2)
+    with torch.no_grad():
+        generator.weight.fill_(weight)
+    return OperatingPoint(label, weight, tables, PER_CHANNEL, tables, generator)
 
 
-def test_points_serve_the_range_of_their_labels() -> None:
-    points = [_point("2kbps", 0.1), _point("1kbps", 0.5)]
-    assert serving_points(points, 1.5, "kbps", "m") == points
+def test_the_rungs_are_the_points_and_the_blends_between_neighbours() -> None:
+    points = [_point("2kbps", 0.1), _point("1kbps", 0.5), _point("1.5kbps", 0.3)]
+    ladder = rungs(points, 1.2, "kbps", "m")
+    assert len(ladder) == 3 + 2 * (STEPS - 1)
+    assert ladder[0] == "1kbps" and ladder[STEPS] == "1.5kbps" and ladder[-1] == "2kbps"
+    assert ladder[1] == "1kbps+1.5kbps@1" and ladder[-2] == f"1.5kbps+2kbps@{STEPS - 1}"
     for outside in (0.9, 2.1):
         with pytest.raises(UsageError, match="outside what model 'm' codes: 1 to 2 kbps"):
-            serving_points(points, outside, "kbps", "m")
+            rungs(points, outside, "kbps", "m")
     with pytest.raises(UsageError, match="no calibrated rates"):
-        serving_points([_point(None, 0.0)], 1.5, "kbps", "m")
+        rungs([_point(None, 0.0)], 1.5, "kbps", "m")
 
 
-def test_the_point_used_nearest_its_calibrated_weight_wins_and_near_ties_are_kept() -> None:
-    low, high = _point("1kbps", 1.0), _point("2kbps", 0.1)
+@pytest.mark.parametrize("target", [0.5, 3.0, 3.5, 9.0, 20.0])
+def test_the_climb_stops_at_the_highest_rung_that_fits(target: float) -> None:
+    rates = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    seen: list[int] = []
 
-    def fits(low_weight: float, high_weight: float) -> list[tuple[OperatingPoint, RateFit]]:
-        return [
-            (low, RateFit(low_weight, NO_INDICES, 1.5, 1)),
-            (high, RateFit(high_weight, NO_INDICES, 1.5, 1)),
-        ]
+    def own_rate(rung: int) -> float:
+        seen.append(rung)
+        return rates[rung]
 
-    # 1.2 times its weight against 30 times: only the first
-    assert [p for p, _ in nearest_calibration(fits(1.2, 3.0))] == [low]
-    # a factor of 2.5 under against a factor of 3 over: both, nearest first
-    assert [p for p, _ in nearest_calibration(fits(0.4, 0.3))] == [low, high]
-    # weight 0 is infinitely far from a calibrated weight
-    assert [p for p, _ in nearest_calibration(fits(0.0, 2.0))] == [high]
+    expected = max([i for i, r in enumerate(rates) if r <= target], default=0)
+    assert climb(own_rate, len(rates), target) == expected
+    assert len(seen) <= 5
+
+
+def test_a_blend_mixes_generators_tables_and_weights_in_proportion() -> None:
+    low, high = _point("1kbps", 0.5, skew=0.5), _point("2kbps", 0.1, skew=0.9)
+    halfway = blend(low, high, STEPS // 2)
+    assert halfway.label == f"1kbps+2kbps@{STEPS // 2}"
+    assert torch.allclose(halfway.generator.weight, torch.full((2, 3), 0.3))
+    assert halfway.rate_weight == pytest.approx(math.sqrt(0.5 * 0.1))
+    for row, a, b in zip(
+        halfway.coder_tables.frequencies,
+        low.coder_tables.frequencies,
+        high.coder_tables.frequencies,
+        strict=True,
+    ):
+        assert sum(row) == 1 << 16
+        assert all(min(x, y) <= v <= max(x, y) + 1 for v, x, y in zip(row, a, b, strict=True))
+    again = blend(low, high, STEPS // 2)
+    assert again.coder_tables == halfway.coder_tables
+    assert torch.equal(again.generator.weight, halfway.generator.weight)
+    assert low.generator.weight.eq(0.5).all()  # the points themselves are untouched
+    assert parse_blend_label(halfway.label) == ("1kbps", "2kbps", STEPS // 2)
+    assert parse_blend_label("1kbps") is None
+    with pytest.raises(FormatError, match="not between 1 and"):
+        parse_blend_label(f"1kbps+2kbps@{STEPS}")
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +138,34 @@ def test_every_file_meets_any_rate_in_the_range(calibrated, effort: str) -> None
     unit = codec.modality.rate_unit
     high, low = (parse_rate(label, unit) for label in labels)
     assert codec.rate_range == (low, high)
+    points: set[str] = set()
     for target in (low, math.sqrt(low * high), 0.8 * high, high):
         for signal in signals:
             data, report = codec.encode(signal, rate=target, effort=effort)
             assert (1 - TOLERANCE) * target <= report.rate <= target
             assert report.rate == codec.modality.rate(8 * len(data), signal)
-            assert report.target_rate == target and report.operating_point in labels
+            assert report.target_rate == target
             assert report.rate_trials >= 1 and report.effort == effort
             assert (report.iterations == 0) == (effort == "fast")
             header = container.unpack(data)[0]
-            assert header.coder in ("rans16ctx", f"rans16ctx:{labels[1]}")
+            point = report.operating_point
+            assert header.coder == ("rans16ctx" if point == labels[0] else f"rans16ctx:{point}")
             assert codec.decode(data).values.shape == signal.values.shape
+            points.add(point)
+    assert any("@" in point for point in points)  # blends between the two points
+
+
+def test_a_blend_named_in_a_header_decodes_only_if_the_model_can_build_it(calibrated) -> None:
+    codec, signals, labels = calibrated
+    rates = [parse_rate(label, codec.modality.rate_unit) for label in labels]
+    data, report = codec.encode(signals[0], rate=math.sqrt(rates[0] * rates[1]))
+    header, payload = container.unpack(data)
+    assert "@" in header.coder
+    low, high = labels[1], labels[0]
+    for bad in (f"{low}+{high}@{STEPS}", f"{low}+{low}@3", f"{low}+9bits/sample@3", "a+b@x"):
+        forged = container.pack(dataclasses.replace(header, coder=f"rans16ctx:{bad}"), payload)
+        with pytest.raises(FormatError):
+            codec.decode(forged)
 
 
 def test_without_a_rate_files_meet_the_default_points_label(calibrated) -> None:
@@ -161,7 +199,8 @@ def test_the_cli_meets_a_rate_between_the_bundled_image_models_points(cli, tmp_p
     report = json.loads(done.stdout)
     assert 0.097 <= report["rate"] <= 0.1 and report["target_rate"] == 0.1
     assert report["effort"] == "fast" and report["iterations"] == 0
-    assert report["operating_point"] in ("0.06bpp", "0.12bpp", "0.25bpp")
+    point = report["operating_point"]
+    assert point in ("0.06bpp", "0.12bpp") or point.startswith("0.06bpp+0.12bpp@")
     outside = cli("compress", str(photo), "--rate", "0.3bpp", "-o", str(tmp_path / "x.ucz"))
     assert outside.returncode == 2 and "0.06 to 0.25 bpp" in outside.stderr
     icon = tmp_path / "icon.png"

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import itertools
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unicomp.atomic import atomic_output
+from unicomp.core.blends import blend, blend_label, parse_blend_label
 from unicomp.core.coders import CONTEXT, PER_CHANNEL, coder_named
 from unicomp.core.config import ModelConfig
 from unicomp.core.context_coding import context_count
@@ -46,6 +48,8 @@ CARD_FORMAT = "unicomp-model/2"
 #: Cards whose points are spread over the config, ``entropy`` and ``point_generators``.
 LEGACY_CARD_FORMAT = "unicomp-model/1"
 MAX_CARD_BYTES = 16 << 20
+#: Blends of points (core/blends.py) a loaded model keeps built.
+KEPT_BLENDS = 4
 
 
 @dataclass
@@ -59,6 +63,9 @@ class Model:
     points: list[OperatingPoint]
     card: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
+    _blends: OrderedDict[str, OperatingPoint] = field(
+        default_factory=OrderedDict, repr=False, compare=False
+    )
 
     @property
     def name(self) -> str:
@@ -71,19 +78,37 @@ class Model:
 
     def point(self, label: str | None = None) -> OperatingPoint:
         """The operating point called ``label``; None (or the default's own label) is
-        the default point. An unknown label raises UsageError naming the known ones."""
+        the default point, and ``<a>+<b>@<k>`` a blend of two points (core/blends.py).
+        An unknown label raises UsageError naming the known ones."""
         if label is None or label == self.points[0].label:
             return self.points[0]
         for point in self.points:
             if point.label == label:
                 return point
+        parsed = parse_blend_label(label)
+        if parsed is not None:
+            return self._blend(*parsed)
         known = ", ".join(sorted(p.label for p in self.points if p.label is not None))
         raise UsageError(
             f"model {self.name!r} has no operating point {label!r} (known: {known or 'none'})"
         )
 
+    def _blend(self, low: str, high: str, step: int) -> OperatingPoint:
+        """A blend of two of the model's points, kept for the next files (a few only:
+        each holds a generator)."""
+        key = blend_label(low, high, step)
+        if key not in self._blends:
+            if low == high:
+                raise UsageError(f"blend {key!r} names one point twice")
+            self._blends[key] = blend(self.point(low), self.point(high), step)
+            while len(self._blends) > KEPT_BLENDS:
+                self._blends.pop(next(iter(self._blends)))
+        self._blends.move_to_end(key)
+        return self._blends[key]
+
     def set_point(self, point: OperatingPoint, default: bool = False) -> None:
         """Add ``point`` or replace the one of its label; ``default`` makes it the first."""
+        self._blends.clear()
         points = [p for p in self.points if p.label != point.label]
         at = next((i for i, p in enumerate(self.points) if p.label == point.label), len(points))
         points.insert(0 if default else at, point)
@@ -91,6 +116,7 @@ class Model:
 
     def drop_point(self, label: str | None) -> None:
         """Remove the point called ``label`` (a model keeps at least one)."""
+        self._blends.clear()
         kept = [p for p in self.points if p.label != label]
         if not kept:
             raise UsageError(f"model {self.name!r} cannot lose its only operating point")

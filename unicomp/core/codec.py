@@ -22,15 +22,7 @@ from unicomp.core import container, kernels
 from unicomp.core.admm import admm_search, project
 from unicomp.core.checkpoint import Model, load_model
 from unicomp.core.coders import coder_field, parse_coder_field
-from unicomp.core.file_rate import (
-    OutOfReach,
-    RateFit,
-    choose_fit,
-    fit_weight,
-    serving_points,
-    start_weight,
-    window,
-)
+from unicomp.core.file_rate import OutOfReach, climb, fit_weight, rungs, start_weight, window
 from unicomp.core.modality import Modality, SideInfo, signal_size
 from unicomp.core.points import OperatingPoint, parse_rate, rate_range
 from unicomp.errors import FormatError, InputError, ModelError, UsageError
@@ -156,7 +148,7 @@ class Codec:
             header = self._header(point, tuple(z0.shape[1:]), side_info)
             aim = _Aim(point, header, point.rate_weight)
         else:
-            aim = self._aim(signal, x, z0, side_info, target, strict=rate is not None)
+            aim = self._aim(signal, z0, side_info, target, strict=rate is not None)
         point, header = aim.point, aim.header
         admissible = projector = None
         if aim.window is not None:
@@ -216,53 +208,42 @@ class Codec:
         return data, report
 
     def _aim(
-        self,
-        signal: Any,
-        x: torch.Tensor,
-        z0: torch.Tensor,
-        side_info: SideInfo,
-        target: float,
-        strict: bool,
+        self, signal: Any, z0: torch.Tensor, side_info: SideInfo, target: float, strict: bool
     ) -> _Aim:
-        """Aim one file at ``target`` (core/file_rate.py): fit every serving point's
-        weight so that its projection's file lands within the tolerance under the
-        target, and keep the point used nearest its calibration. Where no point can
-        make a file that small, raise InputError if ``strict``, else aim at the
-        smallest file."""
+        """Aim one file at ``target`` (core/file_rate.py): climb the model's rungs to the
+        highest whose file at its own weight fits, then fit the weight so that the file
+        lands within the tolerance under the target. Where even the lowest rung cannot
+        make a file that small, raise InputError if ``strict``, else aim at its smallest
+        file."""
         started = time.monotonic()
-        unit = self.modality.rate_unit
-        centers = self.model.quantizer.centers.detach()
-        headers: dict[str | None, container.Header] = {}
-        fits: list[tuple[OperatingPoint, RateFit]] = []
-        smallest: list[tuple[OperatingPoint, RateFit]] = []
-        for point in serving_points(self.model.points, target, unit, self.name):
-            header = headers[point.label] = self._header(point, tuple(z0.shape[1:]), side_info)
-            rate_at = partial(self._projection_rate, point, header, signal, z0)
-            try:
-                fits.append((point, fit_weight(rate_at, target, start_weight(point))))
-            except OutOfReach as error:
-                smallest.append((point, error.smallest))
-        trials = sum(fit.trials for _, fit in fits + smallest)
-        if fits:
+        shape = tuple(z0.shape[1:])
+        ladder = rungs(self.model.points, target, self.modality.rate_unit, self.name)
+        climbed = 0
 
-            def distortion(point: OperatingPoint, fit: RateFit) -> float:
-                with torch.no_grad():
-                    decoded = point.generator(centers[fit.indices])
-                    return float(self.modality.distortion(decoded, x)[0])
+        def own_rate(rung: int) -> float:
+            nonlocal climbed
+            climbed += 1
+            point = self.model.point(ladder[rung])
+            header = self._header(point, shape, side_info)
+            return self._projection_rate(point, header, signal, z0, point.rate_weight)[0]
 
-            point, fit = choose_fit(fits, target, distortion)
+        point = self.model.point(ladder[climb(own_rate, len(ladder), target)])
+        header = self._header(point, shape, side_info)
+        rate_at = partial(self._projection_rate, point, header, signal, z0)
+        try:
+            fit = fit_weight(rate_at, target, start_weight(point))
             allowed, refit_to = window(target, fit), target
-        else:
-            point, fit = min(smallest, key=lambda c: c[1].rate)
+        except OutOfReach as error:
+            fit = error.smallest
             if strict:
+                unit = self.modality.rate_unit
                 raise InputError(
                     f"{target:g} {unit} is out of reach for so small a signal: its smallest "
                     f"file is {fit.rate:.4g} {unit}"
-                )
+                ) from None
             allowed, refit_to = (0.0, fit.rate), None
         seconds = time.monotonic() - started
-        header = headers[point.label]
-        return _Aim(point, header, fit.weight, allowed, trials, seconds, refit_to)
+        return _Aim(point, header, fit.weight, allowed, climbed + fit.trials, seconds, refit_to)
 
     def _projection_rate(
         self,

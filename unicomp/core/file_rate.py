@@ -11,15 +11,13 @@ search (core/admm.py) then runs at the weight found and may only send iterates w
 file lands in the same window (:func:`window`).
 
 Which point codes the file is chosen per file too. Each point's generator is tuned to
-the indices its calibrated weight gives (core/point_tuning.py), and decodes indices of
-a weight far from it badly: a file full of texture needs a much larger weight than
-average to meet a rate, and a flat one a smaller. On a train photo at 0.2 bpp the
-0.25 bpp point, pushed to 12 times its weight, decoded 2 dB worse than the 0.12 bpp
-point near its own weight. So every point that meets the rate is fitted, and the one
-used nearest its calibrated weight codes the file; where two are about as near, both
-projections are decoded and the less distorted wins. On train photos the nearest point
-alone was the least distorted in 38 of 40 cases, but lost up to 56 % in distortion in
-the other two, both near-ties.
+the indices its calibrated weight gives (core/point_tuning.py) and decodes the indices
+of a weight far from it badly, in either direction: a file full of texture needs a much
+larger weight than average to meet a rate, a flat one a much smaller. So the encoder
+climbs the model's rungs, every point and the blends between neighbours
+(core/blends.py), each at its own weight, to the highest whose file still fits the
+rate, and fits the weight from there: it moves little, as the next rung's file is
+already too large.
 """
 
 from __future__ import annotations
@@ -30,9 +28,12 @@ from dataclasses import dataclass
 
 import torch
 
-from unicomp.core.points import OperatingPoint, rate_range
+from unicomp.core.blends import STEPS, blend_label
+from unicomp.core.points import OperatingPoint, parse_rate, rate_range
 from unicomp.errors import UsageError
 
+#: Where a search starts for a point calibrated without a rate term (weight 0).
+UNCALIBRATED_WEIGHT = 1.0
 #: A file may land at most this fraction under the asked rate.
 TOLERANCE = 0.03
 #: Projections tried per file at most; a 768x512 photo's costs about 25 ms.
@@ -61,11 +62,10 @@ class OutOfReach(Exception):
         self.smallest = smallest
 
 
-def serving_points(
-    points: Sequence[OperatingPoint], rate: float, unit: str, model: str
-) -> list[OperatingPoint]:
-    """The points that may code a file at ``rate``: every labelled one. A rate outside
-    the labels' range raises UsageError naming the range."""
+def rungs(points: Sequence[OperatingPoint], rate: float, unit: str, model: str) -> list[str]:
+    """The labels of a model's points and of the blends between neighbours, from the
+    lowest rate to the highest (core/blends.py). A rate outside the points' range
+    raises UsageError naming the range."""
     span = rate_range(points, unit)
     if span is None:
         raise UsageError(
@@ -77,49 +77,28 @@ def serving_points(
         raise UsageError(
             f"{rate:g} {unit} is outside what model {model!r} codes: {low:g} to {high:g} {unit}"
         )
-    return [p for p in points if p.label is not None]
+    labels = sorted(
+        (p.label for p in points if p.label is not None), key=lambda label: parse_rate(label, unit)
+    )
+    ladder = [labels[0]]
+    for lower, upper in zip(labels, labels[1:], strict=False):
+        ladder += [blend_label(lower, upper, step) for step in range(1, STEPS)] + [upper]
+    return ladder
 
 
-#: Fits whose weights lie within this factor of their calibrated ones as the nearest's
-#: are near-ties: the encoder decodes each to choose.
-NEAR_TIE = 2.0
-#: Where a search starts for a point calibrated without a rate term (weight 0).
-UNCALIBRATED_WEIGHT = 1.0
-
-
-def nearest_calibration(
-    fits: Sequence[tuple[OperatingPoint, RateFit]],
-) -> list[tuple[OperatingPoint, RateFit]]:
-    """The fits whose weight lies nearest their point's calibrated one, in log weight:
-    the nearest, and any within a factor of :data:`NEAR_TIE` of as near."""
-
-    def distance(fit: tuple[OperatingPoint, RateFit]) -> float:
-        point, found = fit
-        if found.weight <= 0:
-            return math.inf
-        return abs(math.log(found.weight / start_weight(point)))
-
-    ranked = sorted(fits, key=distance)
-    nearest = distance(ranked[0])
-    return [f for f in ranked if distance(f) <= nearest + math.log(NEAR_TIE)]
-
-
-def choose_fit(
-    fits: Sequence[tuple[OperatingPoint, RateFit]],
-    target: float,
-    distortion: Callable[[OperatingPoint, RateFit], float],
-) -> tuple[OperatingPoint, RateFit]:
-    """The point, among those fitted for one file, that codes it: of the fits in the
-    window, the one nearest its calibration (:func:`nearest_calibration`; near-ties go
-    to the least ``distortion`` of the decoded projection); without any in the window,
-    the one with the highest rate."""
-    met = [f for f in fits if f[1].rate >= (1 - TOLERANCE) * target]
-    if not met:
-        return max(fits, key=lambda f: f[1].rate)
-    kept = nearest_calibration(met)
-    if len(kept) == 1:
-        return kept[0]
-    return min(kept, key=lambda f: distortion(*f))
+def climb(own_rate: Callable[[int], float], count: int, target: float) -> int:
+    """The highest of ``count`` rungs whose file at its own weight fits ``target``
+    (rung 0 if none does), by bisection: rates grow along the rungs."""
+    low, high = 0, count - 1
+    if own_rate(high) <= target:
+        return high
+    while low < high:
+        middle = (low + high + 1) // 2
+        if own_rate(middle) <= target:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def start_weight(point: OperatingPoint) -> float:
