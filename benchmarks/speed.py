@@ -10,7 +10,8 @@
   encode at most 2 s per second of audio, decode at least 20 times real time.
 
 Each model codes at the modality's default rate (``--rate``) and encoder effort
-(``--effort``; the targets are those of the default effort), on one torch thread as
+(``--effort``; ``best`` has its own encode targets: at most 60 s for the photo, 2 s per
+second of audio), on one torch thread as
 everywhere here, once unmeasured first (lazy imports, JIT compilation and first
 allocations are not what the targets are about) and then timed. It prints measured
 against target and exits 0 whether the targets are met or not: it measures, it does
@@ -78,6 +79,8 @@ class Case:
     signal: Callable[[], Any]
     rate: str
     targets: tuple[Target, ...]
+    #: The encode target of ``--effort best``, which replaces the first target.
+    best_encode: Target
 
 
 def photo() -> ImageSignal:
@@ -101,6 +104,7 @@ CASES = {
             Target("encode seconds", lambda t: t.encode, 10.0, at_most=True),
             Target("decode seconds", lambda t: t.decode, 1.0, at_most=True),
         ),
+        Target("encode seconds", lambda t: t.encode, 60.0, at_most=True),
     ),
     "speech": Case(
         "a 10 s train clip",
@@ -110,6 +114,7 @@ CASES = {
             Target("encode s per s of audio", lambda t: t.encode / t.size, 2.0, at_most=True),
             Target("decode x real time", lambda t: t.size / t.decode, 20.0, at_most=False),
         ),
+        Target("encode s per s of audio", lambda t: t.encode / t.size, 2.0, at_most=True),
     ),
 }
 
@@ -155,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{modality}: cannot time: {error}", file=sys.stderr, flush=True)
             failed = True
             continue
-        for target in case.targets:
+        targets = case.targets
+        if args.effort == "best":
+            targets = (case.best_encode, *targets[1:])
+        for target in targets:
             bound = "<=" if target.at_most else ">="
             verdict = "met" if target.met(timing) else "NOT met"
             print(
