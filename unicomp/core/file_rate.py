@@ -7,8 +7,9 @@ rate term in the projection is the encoder's own choice: a file names its operat
 point, whose tables and generator decode it, never the weight. So the encoder searches
 the weight for each file, measuring the file's real size (header included) at each
 try, from the point's calibrated weight: the rate falls as the weight grows. The latent
-search (core/admm.py) then runs at the weight found and may only send iterates whose
-file lands in the same window (:func:`window`).
+search (core/admm.py) then starts from the weight found, projects each iterate with the
+weight that puts its file back in the same window (:func:`window`), and sends the least
+distorted iterate inside it.
 
 Which point codes the file is chosen per file too. Each point's generator is tuned to
 the indices its calibrated weight gives (core/point_tuning.py) and decodes the indices
