@@ -30,9 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from unicomp.core.data import find_files
-from unicomp.errors import InputError
-from unicomp.plugins.manager import get_registry
 from unicomp.release.corpus import CORPUS
 
 WINDOW = 10
@@ -72,20 +69,6 @@ def finish(process: subprocess.Popen[bytes], out: Path) -> list[dict]:
     return [json.loads(line) for line in log]
 
 
-def accepted_photos(data: Path, folder: Path) -> Path:
-    """Links in ``folder`` to the photos under ``data`` the image modality reads (it
-    refuses transparent ones)."""
-    modality = get_registry().modality("image")
-    folder.mkdir()
-    for index, path in enumerate(find_files(modality, data)):
-        try:
-            modality.analysis(modality.load(path))
-        except InputError:
-            continue
-        (folder / f"{index:04d}{path.suffix}").symlink_to(path.resolve())
-    return folder
-
-
 def windows(lines: list[dict]) -> np.ndarray:
     """Mean reconstruction loss over consecutive windows of steps."""
     losses = np.array([line["reconstruction"] for line in lines])
@@ -108,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     logs = {}
     with tempfile.TemporaryDirectory() as scratch:
-        photos = accepted_photos(args.data, Path(scratch) / "photos")
+        photos = args.data  # the trainer leaves out the photos it refuses
         for index, (name, (batch, seed, processes)) in enumerate(runs.items()):
             out = Path(scratch) / str(index)
             run = launch(photos, out, args.steps, batch, seed, processes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -183,14 +184,20 @@ def train_sensor(cli, data: Path, out: Path, config: Path, *options: str):
     return cli("train", *args, str(config), *options)
 
 
-def test_train_command_uses_the_toml_config(cli, sensor_data: Path, tmp_path: Path) -> None:
+def test_train_command_uses_the_toml_config_and_names_the_files_it_left_out(
+    cli, sensor_data: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "tiny.toml"
     config.write_text(
         'name = "sensor-tiny"\n[train]\nfloat_steps = 4\nsoft_steps = 4\nhard_steps = 4\n'
         "adversarial_start = 2\nbatch_size = 2\n"
     )
-    result = train_sensor(cli, sensor_data, tmp_path / "run", config, "-q")
+    data = tmp_path / "data"
+    shutil.copytree(sensor_data, data)
+    (data / "broken.csv").write_text("not a reading\n")
+    result = train_sensor(cli, data, tmp_path / "run", config)
     assert result.returncode == 0, result.stderr
+    assert "left out broken.csv: " in result.stdout and "model written to" in result.stdout
     card = read_card(tmp_path / "run" / "sensor-tiny.json")
     assert card["training"]["steps"] == 12
     assert card["training"]["command"].startswith("unicomp train --modality sensor")

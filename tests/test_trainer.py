@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import tiny_config
 from PIL import Image
@@ -15,6 +17,7 @@ from PIL import Image
 from unicomp.core.checkpoint import load_model, load_state, read_card
 from unicomp.core.context_coding import context_count
 from unicomp.core.trainer import LOG_NAME, STATE_NAME, Hardware, train
+from unicomp.errors import InputError
 
 SHORT = {
     "float_steps": 8,
@@ -56,6 +59,24 @@ def test_phases_losses_and_checkpoints_are_logged(
     assert all("commitment" in line for line in lines if line["phase"] != "float")
     assert all("discriminator" in line for line in lines if line["step"] > 4)
     assert load_state(tmp_path / STATE_NAME)["step"] == 24
+
+
+def test_files_the_modality_refuses_are_left_out_and_named_in_the_card(
+    sensor, sensor_data: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(sensor_data, data)
+    (data / "broken.csv").write_text("not a reading\n")
+    card = train(sensor, tiny_config(sensor, **SHORT), data, tmp_path / "out")
+    assert card is not None
+    described = read_card(card)["data"]
+    assert described["items"] == len(list(sensor_data.glob("*.csv")))
+    assert list(described["excluded"]) == ["broken.csv"]
+    only_broken = tmp_path / "only-broken"
+    only_broken.mkdir()
+    (only_broken / "broken.csv").write_text("not a reading\n")
+    with pytest.raises(InputError, match="no usable sensor file .*broken.csv"):
+        train(sensor, tiny_config(sensor, **SHORT), only_broken, tmp_path / "none")
 
 
 def test_resume_continues_exactly(sensor, sensor_data: Path, tmp_path: Path) -> None:

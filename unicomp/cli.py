@@ -406,6 +406,10 @@ def train(
             hardware=hardware,
         )
     if card_path is not None and not quiet:
+        from unicomp.core.checkpoint import read_card
+
+        for name, reason in read_card(card_path).get("data", {}).get("excluded", {}).items():
+            out.print(f"left out {name}: {reason}", highlight=False, markup=False)
         out.print(f"model written to {card_path}", highlight=False, markup=False)
 
 

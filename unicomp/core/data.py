@@ -7,7 +7,7 @@ that is what makes an interrupted run resume exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -37,19 +37,37 @@ def find_files(modality: Modality, data_dir: Path) -> list[Path]:
 class CropDataset(Dataset):
     """Analysed signals held in memory; an item is a random crop of fixed extent."""
 
-    def __init__(self, tensors: Sequence[torch.Tensor], crop: Sequence[int]) -> None:
+    def __init__(
+        self,
+        tensors: Sequence[torch.Tensor],
+        crop: Sequence[int],
+        excluded: Mapping[str, str] | None = None,
+    ) -> None:
         if not tensors:
             raise InputError("the training set is empty")
         self.tensors = list(tensors)
         self.crop = list(crop)
+        #: Files of the folder the modality refused, by path within it: why.
+        self.excluded = dict(excluded or {})
 
     @classmethod
     def from_folder(cls, modality: Modality, data_dir: Path, crop: Sequence[int]) -> CropDataset:
-        """Load and analyse every file of the modality under ``data_dir``."""
-        tensors = [
-            modality.analysis(modality.load(path))[0] for path in find_files(modality, data_dir)
-        ]
-        return cls(tensors, crop)
+        """Load and analyse every file of the modality under ``data_dir``. A file the
+        modality refuses (a photo with transparency, say) is left out and named in
+        :attr:`excluded` with the reason, rather than ending the run; a folder with no
+        usable file is an InputError."""
+        tensors, excluded = [], {}
+        for path in find_files(modality, data_dir):
+            try:
+                tensors.append(modality.analysis(modality.load(path))[0])
+            except InputError as error:
+                excluded[str(path.relative_to(data_dir))] = str(error)
+        if not tensors:
+            first = next(iter(excluded.items()))
+            raise InputError(
+                f"no usable {modality.name} file under {data_dir} ({': '.join(first)})"
+            )
+        return cls(tensors, crop, excluded)
 
     def __len__(self) -> int:
         return len(self.tensors)

@@ -491,7 +491,10 @@ def train(
     if config.modality != modality.name:
         raise InputError(f"config is for modality {config.modality!r}, not {modality.name!r}")
     dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
-    description = {"data": {"folder": str(data_dir), "items": len(dataset)}}
+    data: dict[str, Any] = {"folder": str(data_dir), "items": len(dataset)}
+    if dataset.excluded:
+        data["excluded"] = dataset.excluded
+    description = {"data": data}
     with process_group(hardware.device) as distributed:
         trainer = Trainer(
             modality,

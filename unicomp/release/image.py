@@ -33,16 +33,14 @@ CORRECTION_IMAGES = 4
 
 def training_set(folder: Path, crop: list[int]) -> tuple[CropDataset, dict[str, Any]]:
     """Analysed training images, and a card entry naming those the modality refuses."""
-    modality = ImageModality()
-    tensors, excluded = [], []
-    for path in find_files(modality, folder):
-        try:
-            tensors.append(modality.analysis(modality.load(path))[0])
-        except InputError as error:
-            print(f"left out {path.name}: {error}", flush=True)
-            excluded.append(path.name)
-    dataset = CropDataset(tensors, crop)
-    return dataset, {"folder": str(folder), "items": len(dataset), "excluded": excluded}
+    dataset = CropDataset.from_folder(ImageModality(), folder, crop)
+    for name, reason in dataset.excluded.items():
+        print(f"left out {name}: {reason}", flush=True)
+    return dataset, {
+        "folder": str(folder),
+        "items": len(dataset),
+        "excluded": list(dataset.excluded),
+    }
 
 
 def typical_size(signal: ImageSignal) -> ImageSignal:
