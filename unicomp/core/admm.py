@@ -117,15 +117,15 @@ def admm_search(
     with frozen(generator), torch.no_grad():
         best_indices = project(z0, centers, bits, rate_weight)
         best_distortion = distortion(generator(centers[best_indices]), x)
+        # With ``admissible`` the window holds the rate, so bits are not priced at all.
+        priced_rate = rate if rate_weight > 0 and admissible is None else None
         price = torch.zeros_like(best_distortion)
-        if rate_weight > 0 and admissible is None:
+        if priced_rate is not None:
             latent_error = ((z0 - centers[best_indices]) ** 2).flatten(1).mean(dim=1)
             price = rate_weight * best_distortion / latent_error.clamp_min(1e-12)
 
         def cost(indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-            if rate_weight <= 0 or rate is None:
-                return value
-            return value + price * rate(indices)
+            return value if priced_rate is None else value + price * priced_rate(indices)
 
         best_cost = cost(best_indices, best_distortion)
     if config.iterations <= 0:
