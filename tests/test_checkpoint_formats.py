@@ -7,14 +7,13 @@ bundled weights it names are unchanged, so it must describe the bundled model ex
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from unicomp.core.checkpoint import load_model, point_labels, read_card
+from unicomp.core.checkpoint import load_model
 from unicomp.modalities.speech.modality import SpeechModality
 from unicomp.weights import BUNDLED_DIR
 
@@ -49,9 +48,3 @@ def test_a_first_format_card_gives_the_points_of_the_current_one(legacy_and_curr
         assert all(torch.equal(old_state[k], new_state[k]) for k in new_state)
     # The default point is the configured label without tables of its own.
     assert legacy.point().label == "2kbps" and legacy.point("1kbps") is legacy.points[1]
-
-
-def test_point_labels_reads_both_formats() -> None:
-    legacy = json.loads(LEGACY_CARD.read_text(encoding="utf-8"))
-    assert point_labels(legacy) == ["2kbps", "1kbps"]
-    assert point_labels(read_card(BUNDLED_DIR / "speech-v1.json")) == ["2kbps", "1kbps"]

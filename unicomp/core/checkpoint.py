@@ -192,15 +192,6 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
     return card_path
 
 
-def point_labels(card: Mapping[str, Any]) -> list[str]:
-    """The rate labels of the operating points a (checked) card lists, in either format,
-    without loading the model."""
-    if card["format"] == LEGACY_CARD_FORMAT:
-        return [str(label) for label in dict(card["config"].get("operating_points", {}))]
-    blocks = card.get("operating_points", [])
-    return [b["label"] for b in blocks if isinstance(b, dict) and isinstance(b.get("label"), str)]
-
-
 def read_card(card_path: Path) -> dict[str, Any]:
     """Parse and type-check a model card without touching its weights."""
     try:
