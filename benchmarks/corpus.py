@@ -32,11 +32,47 @@ opencv-doc 4.6.0, mate-backgrounds 1.26.0 on Debian bookworm):
   output, not reference speech), so all three are left out of the evaluation set.
   ``wav/cross.wav`` is mu-law and ``wav/wia_16kHz.wav`` is 16 kHz; all evaluation speech is
   rewritten as 16-bit PCM but keeps its own sample rate (8 kHz for most of ``wav/``).
+
+klettres-data 4:22.12.3-1 (``usr/share/klettres/<language>/{alpha,syllab}/*.ogg``):
+
+* 1836 Ogg Vorbis files in 20 language folders (``id`` and ``nn`` hold only a
+  ``sounds.xml``; ``icons/`` and ``pics/`` are artwork): 51 min of files.  By pitch there
+  is one voice per language (``de`` and ``lt`` may have two); the evaluate four are high
+  voices (median f0 225-310 Hz).  Most files are 44.1 kHz (half of them stereo, averaged
+  to mono here), but ``da/alpha`` is 128 kHz, one ``da`` file 48 kHz, one ``ml`` 22.05 kHz.
+* The files are single letters (``alpha``) and syllables (``syllab``), padded with
+  silence (``en`` files are all 2.01 s; ``da/alpha`` 4-7 s of which ~0.6 s is speech).
+  Trimmed of leading/trailing dead air, a typical one lasts 0.5-1 s (``cs``, ``es``,
+  ``it``, ``ru``: medians 0.4-0.75 s, shortest 0.21 s); ``ar``, ``hu``, ``he`` and ``ml``
+  sit at 1.5-2.9 s, their noise floor being within 40 dB of the speech.
+* ``tn`` is left out: most of its stereo files have one corrupt channel (decoded
+  samples up to 50x full scale).  Other languages peak at most 1.64x full scale (Vorbis
+  overshoot of clipped recordings), so a clip is scaled down, never clipped, when its
+  peak passes 0.99.
+* The training crop (128 frames of hop 128, 1.02 s) is replicate-padded from anything
+  shorter, so files are not kept one by one: per language and set, the trimmed files
+  (10 ms fades) are joined with 0.3 s of silence into clips of at most 5 s for train
+  (never under 1.5 s) and 10 s for evaluate.  Evaluate keeps only the first clip of each
+  set: 8 clips of 8.6-9.9 s (the first letters, then the first syllables, of cs, nl,
+  pt_BR, uk; 1.3 min) instead of 294 files of 0.2-3.5 s; the rest of those four
+  languages is never used.  Train keeps every clip: 690 clips of 1.6-5.8 s, 41 min with
+  the gaps, of which ``ml`` (Malayalam syllables of ~2.4 s) alone is 400 clips, 22 min.
+* Decoding is libsndfile (libvorbis) and resampling soxr "HQ", the speech modality's
+  resampler; both are deterministic, so a rebuild with the same library versions gives
+  the same bytes, and the manifest's sha256 shows when versions change them.
+
+Wallpapers (lomiri-wallpapers 20.04.0-2, ukui-wallpapers 20.04.3-1.1) were looked at one
+by one; only the photographs are kept (see ``LOMIRI_PHOTOS``).  ukui-wallpapers holds none
+(gradients, 3D renders, flat illustrations), so it is not a source.  Lomiri's copyright
+file gives each photo its own licence (CC-BY-4.0, CC-BY-SA-3.0/4.0, CC0-1.0), recorded per
+file.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import fnmatch
 import gzip
 import importlib.metadata
 import io
@@ -52,7 +88,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
+import soxr
 from PIL import Image
 
 from unicomp.atomic import write_bytes_atomic
@@ -66,12 +104,26 @@ SPEECH_RATE = 16_000
 G722_SAMPLES_PER_BYTE = 2
 DURATION_TOLERANCE = 0.01  # relative; decoded length vs. 2 * bytes
 
-ASTERISK_LANGS = ("en", "es", "fr")
+ASTERISK_LANGS = ("en", "es", "fr", "it")
 ASTERISK_SKIP_DIRS = frozenset({"silence"})
 
 CODEC2_ROOT = "usr/share/codec2"
 CODEC2_WIDEBAND = "raw/speech_orig_16k.wav"
 CODEC2_SKIP = frozenset({"all.wav", "f2400.wav", "m2400.wav"})
+
+KLETTRES_ROOT = "usr/share/klettres"
+KLETTRES_SETS = ("alpha", "syllab")  # letters, syllables
+KLETTRES_EVALUATE = ("cs", "nl", "pt_BR", "uk")  # DATA.md: voices the model never hears
+KLETTRES_SKIP = frozenset({"tn"})  # a corrupt channel in most files (module docstring)
+KLETTRES_MAX_PEAK = 4.0  # decoded peak (x full scale) above which a file is corrupt
+TRIM_FLOOR_DB = 40.0  # dead air: 10 ms frames this far below the file's loudest one
+TRIM_MARGIN_S = 0.1  # kept around the speech so that onsets and tails stay whole
+FADE_S = 0.01
+GAP_S = 0.3  # silence between joined files
+CLIP_MAX_S = {"train": 5.0, "evaluate": 10.0}
+CLIP_MIN_S = 1.5  # above the 1.02 s training crop, so no clip is padded
+EVALUATE_CLIPS_PER_SET = 1
+CLIP_PEAK = 0.99
 
 OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
 # Real photographs only, chosen by looking at every image in the folder.  Left out: the
@@ -85,6 +137,22 @@ OPENCV_PHOTOS = (
     "rubberwhale1", "rubberwhale2", "smarties", "squirrel_cls", "stuff", "sudoku",
 )  # fmt: skip
 MATE_NATURE = "usr/share/backgrounds/mate/nature"
+WALLPAPERS = "usr/share/backgrounds"
+# Photographs only, chosen by looking at every image.  Left out of 16.04: umang (a
+# colour-gradient render) and analogpattern (a blurred wall texture under a green-purple
+# colour wash, a pattern rather than a scene); of 20.04: Fossa (abstract render),
+# Infinite-Sea (a Milky Way composite under geometric overlays, digital art) and
+# Painting-Colors (flat drawn stripes).
+LOMIRI_PHOTOS = {
+    "lomiri-wallpapers-16.04": (
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
+        "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
+        "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+        "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+        "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
+    ),
+    "lomiri-wallpapers-20.04": ("Kleiber_by_Lukas_Baubkus",),
+}  # fmt: skip
 
 KEEP_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IMAGE_SUFFIXES = (*KEEP_IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
@@ -103,6 +171,15 @@ SKIMAGE_IMAGES = {
 }
 MPL_SAMPLE = "matplotlib/mpl-data/sample_data/grace_hopper.jpg"
 MPL_LICENCE = "public domain (U.S. Navy photograph)"
+# sklearn/datasets/images/README.txt: both Flickr photos, CC BY 2.0.  It credits
+# danielbuechele for both, but flower.jpg's link is vultilion's photostream.
+SKLEARN_DATA = "sklearn/datasets/images"
+SKLEARN_IMAGES = {
+    "china.jpg": "CC-BY-2.0 (Flickr: danielbuechele)",
+    "flower.jpg": "CC-BY-2.0 (Flickr: vultilion)",
+}
+
+DEBIAN_TOOLS = ("apt-get", "dpkg", "dpkg-deb")
 
 
 class CorpusError(Exception):
@@ -132,6 +209,7 @@ class Source:
     modality: str
     split: str
     build: Callable[[Path, Path], list[Entry]]  # (out_dir, scratch_dir) -> entries
+    tools: tuple[str, ...] = DEBIAN_TOOLS  # CLIs the build calls, checked before any download
 
 
 # --------------------------------------------------------------------------- tools
@@ -225,6 +303,38 @@ def debian_licence(root: Path, package: str) -> str:
             if line.startswith("License:") and line[len("License:") :].strip():
                 return line[len("License:") :].strip()
     return "see copyright"
+
+
+def dep5_fields(stanza: str) -> dict[str, str]:
+    """One copyright-file stanza as fields; only ``Files`` gathers its continuation lines
+    (a ``License`` keeps its first line, the short name, not the licence text)."""
+    fields: dict[str, str] = {}
+    key = ""
+    for line in stanza.splitlines():
+        if line[:1] in (" ", "\t"):
+            if key == "Files":
+                fields[key] += " " + line.strip()
+            continue
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def dep5_licence(root: Path, package: str, name: str) -> str | None:
+    """Licence of the last ``Files:`` stanza naming ``name``, for packages whose files have
+    licences of their own.  Patterns are matched by base name (installed paths differ from
+    the source tree's); ``debian/*`` covers packaging, never data.  None: no stanza names it.
+    """
+    path = root / "usr/share/doc" / package / "copyright"
+    if not path.is_file():
+        return None
+    found = None
+    for stanza in path.read_text(encoding="utf-8", errors="replace").split("\n\n"):
+        fields = dep5_fields(stanza)
+        patterns = [p for p in fields.get("Files", "").split() if not p.startswith("debian/")]
+        if fields.get("License") and any(fnmatch.fnmatchcase(name, Path(p).name) for p in patterns):
+            found = fields["License"]
+    return found
 
 
 @dataclass(frozen=True)
@@ -393,6 +503,114 @@ def build_codec2(out: Path, scratch: Path) -> list[Entry]:
     return entries
 
 
+def klettres_languages(members: set[str], split: str) -> list[str]:
+    """Language folders holding recordings, minus the skipped ones, for one split."""
+    root = KLETTRES_ROOT + "/"
+    recorded = {m.removeprefix(root).split("/")[0] for m in members
+                if m.startswith(root) and m.endswith(".ogg")}  # fmt: skip
+    langs = sorted(recorded - KLETTRES_SKIP)
+    if split == "evaluate":
+        return [lang for lang in langs if lang in KLETTRES_EVALUATE]
+    return [lang for lang in langs if lang not in KLETTRES_EVALUATE]
+
+
+def load_speech_16k(path: Path) -> np.ndarray:
+    """Decode, average the channels and resample to 16 kHz (soxr HQ, as the modality does)."""
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    peak = float(np.abs(data).max(initial=0.0))
+    if peak > KLETTRES_MAX_PEAK:
+        raise CorpusError(f"{path}: decoded peak {peak:.1f}x full scale, a corrupt stream")
+    return soxr.resample(data.mean(axis=1), rate, SPEECH_RATE, quality="HQ").astype(np.float32)
+
+
+def trim_dead_air(wave: np.ndarray) -> np.ndarray:
+    """Cut the silence the files are padded with, keeping a margin, and fade the new edges
+    so that joining pieces makes no clicks.  Empty when the file is digital silence."""
+    frame = SPEECH_RATE // 100
+    energy = np.square(wave[: len(wave) // frame * frame]).reshape(-1, frame).mean(axis=1)
+    if energy.size == 0 or energy.max() <= 0:
+        return wave[:0]
+    loud = np.flatnonzero(energy >= energy.max() * 10 ** (-TRIM_FLOOR_DB / 10))
+    margin = int(TRIM_MARGIN_S * SPEECH_RATE)
+    piece = wave[max(0, loud[0] * frame - margin) : (loud[-1] + 1) * frame + margin].copy()
+    fade = min(int(FADE_S * SPEECH_RATE), len(piece) // 2)
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade, dtype=np.float32))
+    piece[:fade] *= ramp
+    piece[len(piece) - fade :] *= ramp[::-1]
+    return piece
+
+
+def pack(lengths: list[int], max_len: int, min_len: int, gap: int) -> list[list[int]]:
+    """Group consecutive pieces into clips of at most ``max_len`` samples (gaps included;
+    a longer piece stands alone); a last clip under ``min_len`` joins the one before."""
+    clips: list[list[int]] = []
+    size = 0
+    for index, length in enumerate(lengths):
+        if clips and size + gap + length <= max_len:
+            clips[-1].append(index)
+            size += gap + length
+        else:
+            clips.append([index])
+            size = length
+    if len(clips) > 1 and size < min_len:
+        tail = clips.pop()
+        clips[-1] += tail
+    return clips
+
+
+def write_clip(pieces: list[np.ndarray], dest: Path) -> None:
+    """Join pieces with silence and store as 16-bit PCM, scaled down (never clipped) when
+    the Vorbis overshoot of a loud recording passes full scale."""
+    gap = np.zeros(int(GAP_S * SPEECH_RATE), np.float32)
+    wave = np.concatenate([part for piece in pieces for part in (gap, piece)][1:])
+    peak = float(np.abs(wave).max())
+    if peak > CLIP_PEAK:
+        wave *= CLIP_PEAK / peak
+    buf = io.BytesIO()
+    sf.write(buf, np.round(wave * 32767).astype(np.int16), SPEECH_RATE, "PCM_16", format="WAV")
+    write_atomic(dest, buf.getvalue())
+
+
+def build_klettres(split: str) -> Callable[[Path, Path], list[Entry]]:
+    """Letters and syllables from KLettres, joined per language and set into clips
+    (module docstring): training speakers, or the four evaluate languages."""
+
+    def build(out: Path, scratch: Path) -> list[Entry]:
+        wanted = [f"{KLETTRES_ROOT}/{lang}" for lang in KLETTRES_EVALUATE]
+        pkg = fetch_debian("klettres-data", scratch, wanted)
+        entries = []
+        for lang in klettres_languages(pkg.members, split):
+            for part in KLETTRES_SETS:
+                entries += klettres_clips(out, pkg, split, lang, part)
+        if not entries:
+            raise CorpusError(f"klettres-data: no {split} recordings under {KLETTRES_ROOT}")
+        return entries
+
+    return build
+
+
+def klettres_clips(out: Path, pkg: Unpacked, split: str, lang: str, part: str) -> list[Entry]:
+    """The clips of one language's letters or syllables, in file-name order."""
+    folder = pkg.root / KLETTRES_ROOT / lang / part
+    names = sorted(p.name for p in folder.glob("*.ogg")) if folder.is_dir() else []
+    pieces = [trim_dead_air(load_speech_16k(folder / name)) for name in names]
+    kept = [(name, piece) for name, piece in zip(names, pieces, strict=True) if len(piece)]
+    rate = SPEECH_RATE
+    clips = pack([len(piece) for _, piece in kept], int(CLIP_MAX_S[split] * rate),
+                 int(CLIP_MIN_S * rate), int(GAP_S * rate))  # fmt: skip
+    if split == "evaluate":
+        clips = clips[:EVALUATE_CLIPS_PER_SET]
+    entries = []
+    for number, clip in enumerate(clips):
+        rel_dest = Path("speech", split, "klettres", lang, f"{part}-{number:02d}.wav")
+        if not (out / rel_dest).exists():
+            write_clip([kept[i][1] for i in clip], out / rel_dest)
+        info = check_speech(out / rel_dest, SPEECH_RATE)
+        info["from"] = " ".join(f"{part}/{kept[i][0]}" for i in clip)
+        entries.append(make_entry(out, rel_dest, split, "speech", pkg, "debian", info))
+    return entries
+
+
 # --------------------------------------------------------------------------- images
 
 
@@ -458,6 +676,50 @@ def build_mate(out: Path, scratch: Path) -> list[Entry]:
     return entries
 
 
+def build_lomiri(package: str) -> Callable[[Path, Path], list[Entry]]:
+    """Training images: the allow-listed contest photographs of one Lomiri wallpaper set,
+    each under the licence its copyright stanza gives it."""
+
+    def build(out: Path, scratch: Path) -> list[Entry]:
+        pkg = fetch_debian(package, scratch)
+        entries = []
+        for stem in LOMIRI_PHOTOS[package]:
+            member = find_image_member(pkg.members, WALLPAPERS, stem)
+            name = Path(member).name
+            licence = dep5_licence(pkg.root, package, name)
+            if licence is None:
+                raise CorpusError(f"{package}: no copyright stanza names {name}")
+            data = (pkg.root / member).read_bytes()
+            rel, info = place_image(data, name, out / "image/train", out)
+            mine = dataclasses.replace(pkg, licence=licence)
+            entries.append(make_entry(out, rel, "train", "image", mine, "debian", info))
+        return entries
+
+    return build
+
+
+def installed_or_wheel(distribution: str, member: str, scratch: Path) -> tuple[bytes, str]:
+    """A file of a Python package and its version: from the installed copy when there is
+    one (no download), else from its wheel."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+        return Path(str(dist.locate_file(member))).read_bytes(), dist.version
+    except (importlib.metadata.PackageNotFoundError, OSError):
+        wheel = pip_download(distribution, scratch)
+        return read_wheel_member(wheel, member), wheel_version(wheel)
+
+
+def build_sklearn(out: Path, scratch: Path) -> list[Entry]:
+    """Training images: the two Flickr photos scikit-learn ships for its image examples."""
+    entries = []
+    for name, licence in SKLEARN_IMAGES.items():
+        data, version = installed_or_wheel("scikit-learn", f"{SKLEARN_DATA}/{name}", scratch)
+        rel, info = place_image(data, name, out / "image/train", out)
+        pkg = Unpacked("scikit-learn", version, licence, scratch, set())
+        entries.append(make_entry(out, rel, "train", "image", pkg, "pypi", info))
+    return entries
+
+
 def build_skimage(out: Path, scratch: Path) -> list[Entry]:
     """Evaluation images: the classic scikit-image test photos shipped inside its wheel."""
     wheel = pip_download("scikit-image", scratch)
@@ -473,13 +735,7 @@ def build_skimage(out: Path, scratch: Path) -> list[Entry]:
 
 def build_matplotlib(out: Path, scratch: Path) -> list[Entry]:
     """Evaluation image: grace_hopper.jpg, from the installed matplotlib or else its wheel."""
-    try:
-        dist = importlib.metadata.distribution("matplotlib")
-        local = Path(str(dist.locate_file(MPL_SAMPLE)))
-        data, version = local.read_bytes(), dist.version
-    except (importlib.metadata.PackageNotFoundError, OSError):
-        wheel = pip_download("matplotlib", scratch)
-        data, version = read_wheel_member(wheel, MPL_SAMPLE), wheel_version(wheel)
+    data, version = installed_or_wheel("matplotlib", MPL_SAMPLE, scratch)
     rel, info = place_image(data, Path(MPL_SAMPLE).name, out / "image/evaluate", out)
     pkg = Unpacked("matplotlib", version, MPL_LICENCE, scratch, set())
     return [make_entry(out, rel, "evaluate", "image", pkg, "pypi", info)]
@@ -536,26 +792,24 @@ def source_done(source: Source, entries: dict[str, Entry], out: Path) -> bool:
 
 
 SOURCES = (
-    *(Source(f"asterisk-core-sounds-{lang}-g722", "speech", "train", build_asterisk(lang))
+    *(Source(f"asterisk-core-sounds-{lang}-g722", "speech", "train", build_asterisk(lang),
+             (*DEBIAN_TOOLS, "ffmpeg"))
       for lang in ASTERISK_LANGS),
+    Source("klettres-data", "speech", "train", build_klettres("train")),
+    Source("klettres-data", "speech", "evaluate", build_klettres("evaluate")),
     Source("codec2-examples", "speech", "evaluate", build_codec2),
     Source("opencv-doc", "image", "train", build_opencv),
     Source("mate-backgrounds", "image", "train", build_mate),
-    Source("scikit-image", "image", "evaluate", build_skimage),
-    Source("matplotlib", "image", "evaluate", build_matplotlib),
+    *(Source(package, "image", "train", build_lomiri(package)) for package in LOMIRI_PHOTOS),
+    Source("scikit-learn", "image", "train", build_sklearn, ()),
+    Source("scikit-image", "image", "evaluate", build_skimage, ()),
+    Source("matplotlib", "image", "evaluate", build_matplotlib, ()),
 )  # fmt: skip
 
 
 def tools_for(sources: Iterable[Source]) -> list[str]:
     """CLI tools the selected sources call, checked up front for a clean error."""
-    needed: list[str] = []
-    for source in sources:
-        if source.build in (build_skimage, build_matplotlib):
-            continue
-        needed += ["apt-get", "dpkg", "dpkg-deb"]
-        if source.package.startswith("asterisk-core-sounds-"):
-            needed.append("ffmpeg")
-    return list(dict.fromkeys(needed))
+    return list(dict.fromkeys(tool for source in sources for tool in source.tools))
 
 
 def build(out: Path, only: str | None, split: str | None) -> dict[str, Entry]:
