@@ -40,13 +40,13 @@ def main() -> None:
     model = codec.model
     signals = recipe.calibration(args.data or CORPUS / args.modality / "train").signals
     with torch.no_grad():
-        latents = [model.encoder(codec.modality.analysis(s)[0].unsqueeze(0)) for s in signals]
+        encoded = [model.encoder(codec.modality.analysis(s)[0].unsqueeze(0)) for s in signals]
     centers, symbols = model.quantizer.centers.detach(), model.quantizer.num_centers
     print(f"{model.name}: {len(signals)} train signals, fitted on the even, coded the odd")
     print(f"{'point':>10} {'per-channel':>12} {'context':>9}  saving  (bits per element)")
     for point in model.points:
         bits, weight = point.search_tables.bits(), point.rate_weight
-        indices = [project(z, centers, bits, weight)[0] for z in latents]
+        indices = [project(point.latents(z), centers, bits, weight)[0] for z in encoded]
         fit, coded = indices[0::2], indices[1::2]
         per_channel = EntropyTables.from_counts(sum(count_indices(q[None], symbols) for q in fit))
         contexts = context_coding.fit_tables(fit, symbols)

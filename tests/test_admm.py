@@ -25,7 +25,7 @@ def searched(sensor, sensor_model: Path, sensor_data: Path):
     files = sorted(sensor_data.glob("*.csv"))[:4]
     x = torch.stack([sensor.analysis(sensor.load(f))[0] for f in files])
     with torch.no_grad():
-        z0 = model.encoder(x)
+        z0 = model.point().latents(model.encoder(x))
     return model, x, z0
 
 

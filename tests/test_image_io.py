@@ -25,7 +25,13 @@ from unicomp.modalities.image.io import (
     save_image,
     to_tensor,
 )
-from unicomp.modalities.image.metrics import _reduced_ms_ssim, image_metrics, ms_ssim, psnr
+from unicomp.modalities.image.metrics import (
+    _reduced_ms_ssim,
+    chroma_psnr,
+    image_metrics,
+    ms_ssim,
+    psnr,
+)
 
 H, W = 24, 40  # deliberately non-square and not a multiple of 16
 RNG = np.random.default_rng(1234)
@@ -427,13 +433,26 @@ def test_reduced_ms_ssim_matches_pytorch_msssim_at_five_scales() -> None:
     assert ours == pytest.approx(float(reference(x, y, data_range=255)), abs=1e-5)
 
 
+def test_chroma_psnr_sees_a_colour_shift_and_not_a_grey_one() -> None:
+    ref = (60 + _noise((32, 32, 3)) // 2).astype(np.uint8)  # 60..187: no clipping below
+    # A colour shift that keeps the luma (0.299 R + 0.587 G + 0.114 B) ...
+    colour = np.array([6, -6, 15])
+    # ... and the same error added to all three channels: luma only.
+    grey = np.random.default_rng(1).integers(-20, 21, size=(32, 32, 1))
+    shifted, lighter = (np.clip(ref + d, 0, 255).astype(np.uint8) for d in (colour, grey))
+    assert abs(psnr(ref, shifted) - psnr(ref, lighter)) < 3  # alike in RGB
+    assert chroma_psnr(ref, shifted) < 35 and chroma_psnr(ref, lighter) > 60
+    assert chroma_psnr(ref, ref) == float("inf")
+
+
 def test_image_metrics_handles_grey_and_sixteen_bit() -> None:
     g8 = _noise((20, 24, 1))
     ref = ImageSignal(g8, "L")
     g16 = ImageSignal(g8.astype(np.uint16) * 257, "I;16")
     m = image_metrics(ref, g16)
-    assert set(m) == {"psnr", "ms_ssim"}
+    assert set(m) == {"psnr", "ms_ssim", "chroma_psnr"}
     assert m["psnr"] == float("inf") and m["ms_ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert math.isnan(m["chroma_psnr"])  # a grey photo has no colour to keep
 
     noisy = ImageSignal(np.clip(g8.astype(int) + 5, 0, 255).astype(np.uint8), "L")
     m = image_metrics(ref, noisy)

@@ -37,16 +37,19 @@ def test_a_full_run_exports_a_model_with_centers_and_tables(sensor, sensor_model
     assert card["centers"] == [float(c) for c in model.quantizer.centers.detach()]
     # k-means spread the centers over the latent range; the tables reflect real usage.
     assert len(set(card["centers"])) == model.quantizer.num_centers
-    [point] = model.points  # one point, no rate term, until a release calibrates more
-    tables = point.search_tables
-    assert point.label is None and point.rate_weight == 0.0
-    assert (
-        tables.frequencies != type(tables).uniform(tables.channels, tables.num_symbols).frequencies
-    )
-    # The same hard-phase indices, counted by context, give the coder its tables.
+    # One point per trained rate weight, none with a rate term in the projection, until
+    # a release calibrates rates; the first is the default.
+    weights = tiny_config(sensor).train.rate_weights
+    assert [point.label for point in model.points] == [None, "trained-1"] and len(weights) == 2
     contexts = context_count(model.quantizer.num_centers, len(model.config.train.crop))
-    assert point.coder.name == "rans16ctx"
-    assert point.coder_tables.channels == tables.channels * contexts
+    for point in model.points:
+        tables = point.search_tables
+        assert point.rate_weight == 0.0
+        uniform = type(tables).uniform(tables.channels, tables.num_symbols)
+        assert tables.frequencies != uniform.frequencies
+        # The same hard-phase indices, counted by context, give the coder its tables.
+        assert point.coder.name == "rans16ctx"
+        assert point.coder_tables.channels == tables.channels * contexts
 
 
 def test_phases_losses_and_checkpoints_are_logged(

@@ -6,7 +6,8 @@ Each calibrated point's generator is fine-tuned to the indices its own rate weig
 spent more bits. A file asked for a rate between two points is therefore coded at a
 blend of them, step ``k`` of :data:`STEPS` from the lower point ``a`` to the upper ``b``
 (t = k / STEPS): generator weights ``a * (1 - t) + b * t``, integer tables mixed in
-the same proportion, rate weight interpolated geometrically. On the same photo the
+the same proportion, latent gains (core/gains.py) linearly, rate weight
+geometrically. On the same photo the
 halfway blend decoded at 29.9 dB where the better of the two points gave 25.3 dB.
 
 A blend is named ``<a>+<b>@<k>`` (``0.12bpp+0.25bpp@8``) in the file's header, and a
@@ -52,6 +53,10 @@ def blend(low: OperatingPoint, high: OperatingPoint, step: int) -> OperatingPoin
     assert low.label is not None and high.label is not None and 0 < step < STEPS
     if low.coder.name != high.coder.name:
         raise FormatError(f"points {low.label!r} and {high.label!r} use different coders")
+    if low.generator.state_dict().keys() != high.generator.state_dict().keys() or (
+        (low.latent_gain is None) != (high.latent_gain is None)
+    ):
+        raise FormatError(f"points {low.label!r} and {high.label!r} have different networks")
     t = step / STEPS
     generator = copy.deepcopy(low.generator)
     with torch.no_grad():
@@ -60,6 +65,9 @@ def blend(low: OperatingPoint, high: OperatingPoint, step: int) -> OperatingPoin
         ):
             if mixed.is_floating_point():
                 mixed.copy_(mixed * (1 - t) + upper * t)
+    latent_gain = None
+    if low.latent_gain is not None and high.latent_gain is not None:
+        latent_gain = low.latent_gain * (1 - t) + high.latent_gain * t
     return OperatingPoint(
         label=blend_label(low.label, high.label, step),
         rate_weight=low.rate_weight ** (1 - t) * high.rate_weight**t,
@@ -67,6 +75,7 @@ def blend(low: OperatingPoint, high: OperatingPoint, step: int) -> OperatingPoin
         coder=low.coder,
         coder_tables=mix_tables(low.coder_tables, high.coder_tables, step),
         generator=generator.eval(),
+        latent_gain=latent_gain,
     )
 
 

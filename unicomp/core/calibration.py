@@ -63,8 +63,11 @@ def calibrate(
     label: str,
     log: Callable[[str], None] = print,
     tuning: GeneratorTuning | None = None,
+    start: OperatingPoint | None = None,
 ) -> float:
-    """Set ``label``'s weight and tables so that real files of ``measured_on`` meet it.
+    """Set ``label``'s weight and tables so that real files of ``measured_on`` meet it,
+    starting from the trained point ``start`` (the default point if None): its tables,
+    generator and latent gain.
 
     ``signals`` (all the calibration data) shape the tables; real encodes of the subset
     ``measured_on`` correct the aim. Returns the mean real rate reached, at most the
@@ -77,15 +80,13 @@ def calibrate(
     indices differently through the tuned generator.
     """
     model = codec.model
-    training = model.point()
+    training = start or model.point()
     reached, aim = _aim(codec, signals, measured_on, label, training, log)
     if tuning is None:
         return reached.rate
     point = model.point(label)
     log(f"{label}: tuning a generator at weight {point.rate_weight:.4g}")
-    generator = tune_generator(
-        codec, training.generator, point.rate_weight, point.search_tables, tuning, log
-    )
+    generator = tune_generator(codec, training.generator, point, tuning, log)
     model.set_point(dataclasses.replace(point, generator=generator))
     tuned = measure(codec, measured_on, label)
     log(
@@ -117,8 +118,8 @@ def _aim(
     log: Callable[[str], None],
     first: tuple[float, Measurement] | None = None,
 ) -> tuple[Measurement, float | None]:
-    """Search ``label``'s weight and tables from the ``training`` point's (see
-    :func:`calibrate`).
+    """Search ``label``'s weight and tables from the ``training`` point's, at its
+    latent gain (see :func:`calibrate`).
 
     ``first`` is a try already made with the point as it is: the rate it aimed at and
     what it measured. Without it, the search starts with no rate term, then aims at the
@@ -128,13 +129,17 @@ def _aim(
     modality, model = codec.modality, codec.model
     target = parse_rate(label, modality.rate_unit)
     with torch.no_grad():
-        latents = [model.encoder(modality.analysis(s)[0].unsqueeze(0)) for s in signals]
+        latents = [
+            training.latents(model.encoder(modality.analysis(s)[0].unsqueeze(0))) for s in signals
+        ]
     centers = model.quantizer.centers.detach()
     generator = model.point(label).generator if first is not None else training.generator
 
     def try_weight(weight: float, tables: EntropyTables) -> tuple[OperatingPoint, Measurement]:
         contexts = fit_point_context_tables(latents, centers, tables, weight)
-        point = OperatingPoint(label, weight, tables, CONTEXT, contexts, generator)
+        point = OperatingPoint(
+            label, weight, tables, CONTEXT, contexts, generator, training.latent_gain
+        )
         model.set_point(point)
         return point, measure(codec, measured_on, label)
 
@@ -175,6 +180,31 @@ def _aim(
     return best.measured, best.aim
 
 
+def _trained_rates(
+    codec: Codec, measured_on: Sequence[Any], log: Callable[[str], None]
+) -> list[tuple[float, OperatingPoint]]:
+    """The model's trained points and the mean rate of their files with no rate term
+    (only measured when there are several to choose from)."""
+    points = list(codec.model.points)
+    if len(points) == 1:
+        return [(0.0, points[0])]
+    rates = []
+    for point in points:
+        rate = measure(codec, measured_on, point.label).rate
+        log(f"trained point {point.label or 'default'}: {rate:.4f} {codec.modality.rate_unit}")
+        rates.append((rate, point))
+    return rates
+
+
+def _start(trained: Sequence[tuple[float, OperatingPoint]], target: float) -> OperatingPoint:
+    """The trained point to calibrate a label of rate ``target`` from (see
+    :func:`calibrate_points`)."""
+    reaching = [(rate, point) for rate, point in trained if rate >= target]
+    if reaching:
+        return min(reaching, key=lambda item: item[0])[1]
+    return max(trained, key=lambda item: item[0])[1]
+
+
 def _next_aim(tried: Sequence[tuple[float, float]], goal: float) -> float:
     """The aimed rate expected to give a real rate of ``goal``.
 
@@ -203,21 +233,25 @@ def calibrate_points(
     """Calibrate a point for every rate of the model's config; returns the real rate
     each reached.
 
-    Every point is fitted from the training point's tables (and tuned from its
-    generator); at the end the ``default_label`` point becomes the default, replacing
-    the training point, and the points that kept the training generator decode with the
-    default point's, as a file at any point did before points had generators of their
-    own.
+    Every point is fitted from a trained point's tables (and tuned from its generator):
+    the one whose files, coded with no rate term, are the smallest that still reach the
+    label (the largest if none does), as a rate term only lowers a rate. At the end the
+    ``default_label`` point becomes the default, the trained points go, and the points
+    that kept the training generator decode with the default point's, as a file at any
+    point did before points had generators of their own.
     """
     model = codec.model
     training = model.point()
-    reached = {
-        label: calibrate(codec, signals, measured_on, label, log, tuning)
-        for label in model.config.rates
-    }
+    trained = [point.label for point in model.points]
+    starts = _trained_rates(codec, measured_on, log)
+    reached: dict[str, float] = {}
+    for label in model.config.rates:
+        start = _start(starts, parse_rate(label, codec.modality.rate_unit))
+        reached[label] = calibrate(codec, signals, measured_on, label, log, tuning, start)
     model.set_point(model.point(default_label), default=True)
-    if training.label not in reached:
-        model.drop_point(training.label)
+    for trained_label in trained:
+        if trained_label not in reached:
+            model.drop_point(trained_label)
     default = model.point()
     for point in list(model.points):
         if point.generator is training.generator:

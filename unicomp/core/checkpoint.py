@@ -36,6 +36,7 @@ from unicomp.core.coders import CONTEXT, PER_CHANNEL, coder_named
 from unicomp.core.config import ModelConfig
 from unicomp.core.context_coding import context_count
 from unicomp.core.entropy import PRECISION, EntropyTables
+from unicomp.core.gains import GainedGenerator
 from unicomp.core.modality import Networks
 from unicomp.core.points import OperatingPoint
 from unicomp.core.quantizer import Quantizer
@@ -50,6 +51,9 @@ LEGACY_CARD_FORMAT = "unicomp-model/1"
 MAX_CARD_BYTES = 16 << 20
 #: Blends of points (core/blends.py) a loaded model keeps built.
 KEPT_BLENDS = 4
+#: The weights key of the default point's latent gain (core/gains.py); other points'
+#: add ``.<label>``.
+LATENT_GAIN_KEY = "latent_gain"
 
 
 @dataclass
@@ -135,6 +139,9 @@ def model_state(model: Model) -> dict[str, torch.Tensor]:
         key = _coder_tables_key(model, index)
         if key is not None:
             state[key] = torch.tensor(point.coder_tables.frequencies, dtype=torch.int32)
+        gain_key = _latent_gain_key(model, index)
+        if gain_key is not None and point.latent_gain is not None:
+            state[gain_key] = point.latent_gain.detach().float()
     return {k: _compact(v.detach().cpu()).contiguous().clone() for k, v in state.items()}
 
 
@@ -180,6 +187,7 @@ def save_model(model: Model, directory: Path, card_extra: Mapping[str, Any] | No
                 "coder": point.coder.name,
                 "coder_tables": _coder_tables_key(model, index),
                 "generator": _generator_prefix(model, index),
+                "latent_gain": _latent_gain_key(model, index),
             }
             for index, point in enumerate(model.points)
         ],
@@ -328,6 +336,14 @@ def _coder_tables_key(model: Model, index: int) -> str | None:
     return _context_key(None if index == 0 else point.label)
 
 
+def _latent_gain_key(model: Model, index: int) -> str | None:
+    """Where point ``index``'s latent gain sits in the weights (None: it has none)."""
+    point = model.points[index]
+    if point.latent_gain is None:
+        return None
+    return LATENT_GAIN_KEY if index == 0 else f"{LATENT_GAIN_KEY}.{point.label}"
+
+
 def _own_generator_prefix(label: str | None) -> str:
     """The weights prefix of a generator tuned for point ``label`` alone."""
     return f"point_generators.{label}"
@@ -363,16 +379,48 @@ def _points(
         if prefix not in ("generator", _own_generator_prefix(label)):
             raise ModelError(f"point {label!r} names generator {prefix!r}")
         if prefix not in generators:
-            generators[prefix] = generator if prefix == "generator" else copy.deepcopy(generator)
-            _load_prefixed(generators[prefix], state, f"{prefix}.")
+            generators[prefix] = _generator(state, prefix, generator, search_tables.channels)
         weight = float(spec["rate_weight"])
+        gain = _latent_gain(state, spec.get("latent_gain"), label, search_tables.channels)
         points.append(
-            OperatingPoint(label, weight, search_tables, coder, coder_tables, generators[prefix])
+            OperatingPoint(
+                label, weight, search_tables, coder, coder_tables, generators[prefix], gain
+            )
         )
     labels = [point.label for point in points]
     if len(set(labels)) != len(labels) or None in labels[1:]:
         raise ModelError(f"operating points {labels} repeat a label")
     return points
+
+
+def _generator(
+    state: Mapping[str, torch.Tensor], prefix: str, generator: nn.Module, channels: int
+) -> nn.Module:
+    """The generator stored under ``prefix``: the modality's ``generator`` itself for
+    the default's, a copy for a point's own, wrapped in a GainedGenerator if the
+    weights hold an input gain for it."""
+    body = generator if prefix == "generator" else copy.deepcopy(generator)
+    gain = state.get(f"{prefix}.input_gain")
+    if gain is not None:
+        if gain.shape != (channels,):
+            raise ModelError(f"input gain of {prefix!r} is not one value per latent channel")
+        body = GainedGenerator(body, channels)
+    _load_prefixed(body, state, f"{prefix}.")
+    return body
+
+
+def _latent_gain(
+    state: Mapping[str, torch.Tensor], key: Any, label: str | None, channels: int
+) -> torch.Tensor | None:
+    """Point ``label``'s latent gain stored under ``key`` (None: it has none)."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key.startswith(LATENT_GAIN_KEY) or key not in state:
+        raise ModelError(f"point {label!r}: latent gain {key!r} is not in the weights")
+    gain = state[key].float()
+    if gain.shape != (channels,):
+        raise ModelError(f"point {label!r}: latent gain is not one value per latent channel")
+    return gain
 
 
 def _legacy_specs(card: Mapping[str, Any], weight_keys: set[str]) -> list[dict[str, Any]]:

@@ -141,15 +141,16 @@ class Codec:
         x, side_info = self.modality.analysis(signal)
         x = x.unsqueeze(0).to(self.device)
         with torch.no_grad():
-            z0 = self.model.encoder(x)
+            encoded = self.model.encoder(x)
         target = self.default_rate if operating_point is None and rate is None else rate
         if target is None:
             point = self.model.point(operating_point)
-            header = self._header(point, tuple(z0.shape[1:]), side_info)
+            header = self._header(point, tuple(encoded.shape[1:]), side_info)
             aim = _Aim(point, header, point.rate_weight)
         else:
-            aim = self._aim(signal, z0, side_info, target, strict=rate is not None)
+            aim = self._aim(signal, encoded, side_info, target, strict=rate is not None)
         point, header = aim.point, aim.header
+        z0 = point.latents(encoded)
         admissible = projector = None
         if aim.window is not None:
             low, high = aim.window
@@ -208,7 +209,7 @@ class Codec:
         return data, report
 
     def _aim(
-        self, signal: Any, z0: torch.Tensor, side_info: SideInfo, target: float, strict: bool
+        self, signal: Any, encoded: torch.Tensor, side_info: SideInfo, target: float, strict: bool
     ) -> _Aim:
         """Aim one file at ``target`` (core/file_rate.py): climb the model's rungs to the
         highest whose file at its own weight fits, then fit the weight so that the file
@@ -216,7 +217,7 @@ class Codec:
         make a file that small, raise InputError if ``strict``, else aim at its smallest
         file."""
         started = time.monotonic()
-        shape = tuple(z0.shape[1:])
+        shape = tuple(encoded.shape[1:])
         ladder = rungs(self.model.points, target, self.modality.rate_unit, self.name)
         climbed = 0
 
@@ -225,11 +226,12 @@ class Codec:
             climbed += 1
             point = self.model.point(ladder[rung])
             header = self._header(point, shape, side_info)
-            return self._projection_rate(point, header, signal, z0, point.rate_weight)[0]
+            latents = point.latents(encoded)
+            return self._projection_rate(point, header, signal, latents, point.rate_weight)[0]
 
         point = self.model.point(ladder[climb(own_rate, len(ladder), target)])
         header = self._header(point, shape, side_info)
-        rate_at = partial(self._projection_rate, point, header, signal, z0)
+        rate_at = partial(self._projection_rate, point, header, signal, point.latents(encoded))
         try:
             fit = fit_weight(rate_at, target, start_weight(point))
             allowed, refit_to = window(target, fit), target

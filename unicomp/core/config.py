@@ -81,7 +81,17 @@ class AdmmConfig:
 
 @dataclass
 class TrainConfig:
-    """The three training phases (float, soft, hard) and the GAN losses."""
+    """The three training phases (float, soft, hard) and the GAN losses.
+
+    ``rate_weights`` makes training rate-aware (core/rate_model.py): from the soft phase
+    on, the loss adds each weight times the bits per latent element the context coder
+    would spend. With several weights one model learns one operating point per weight,
+    conditioned by per-channel gains (core/gains.py); the first is the default. Empty:
+    the rate is left to calibration, as models before rate-aware training were made.
+
+    ``max_downscale`` > 1 shows crops at random scales down to 1/max_downscale
+    (core/data.py): for photos far larger than the signals the model will code.
+    """
 
     float_steps: int = 2000
     soft_steps: int = 2000
@@ -94,6 +104,8 @@ class TrainConfig:
     feature_matching_weight: float = 10.0
     reconstruction_weight: float = 1.0
     commitment_weight: float = 0.25
+    rate_weights: list[float] = field(default_factory=list)
+    max_downscale: float = 1.0
     adversarial_start: int = 0
     checkpoint_every: int = 200
     log_every: int = 10

@@ -75,12 +75,33 @@ class CropDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.sample(index, torch.Generator().manual_seed(index))
 
-    def sample(self, index: int, generator: torch.Generator) -> torch.Tensor:
-        """A crop of item ``index`` at a position drawn from ``generator``."""
+    def sample(
+        self, index: int, generator: torch.Generator, max_downscale: float = 1.0
+    ) -> torch.Tensor:
+        """A crop of item ``index`` at a position drawn from ``generator``.
+
+        With ``max_downscale`` > 1 the crop is first taken over a region up to that many
+        times larger per axis (the factor log-uniform, and at most what the item's size
+        allows), then shrunk to the crop's extent with an antialiased filter: a large
+        photo is then seen at the scales a user's photos have, not only as 128-pixel
+        details of a 20-megapixel original.
+        """
         x = _pad_to(self.tensors[index], self.crop)
-        for axis, size in enumerate(self.crop, start=x.dim() - len(self.crop)):
+        axes = range(x.dim() - len(self.crop), x.dim())
+        room = min(x.shape[axis] / size for axis, size in zip(axes, self.crop, strict=True))
+        largest = min(max_downscale, room)
+        factor = 1.0
+        if largest > 1.0:
+            draw = float(torch.rand((), generator=generator))
+            factor = largest**draw
+        region = [
+            min(x.shape[a], round(size * factor)) for a, size in zip(axes, self.crop, strict=True)
+        ]
+        for axis, size in zip(axes, region, strict=True):
             start = int(torch.randint(0, x.shape[axis] - size + 1, (1,), generator=generator))
             x = x.narrow(axis, start, size)
+        if region != self.crop:
+            x = _shrink(x, self.crop)
         return x.contiguous()
 
 
@@ -88,9 +109,16 @@ class BatchSchedule:
     """Which crops make up the batch of a given step, for one rank of a run."""
 
     def __init__(
-        self, dataset: CropDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        dataset: CropDataset,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        max_downscale: float = 1.0,
     ) -> None:
         self.dataset = dataset
+        self.max_downscale = max_downscale
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
@@ -110,8 +138,20 @@ class BatchSchedule:
         crops = []
         for slot, index in enumerate(picks):
             stream = ((self.seed * MAX_SEED_STREAMS + step) * 64 + self.rank) * 1024 + slot
-            crops.append(self.dataset.sample(index, torch.Generator().manual_seed(stream)))
+            generator = torch.Generator().manual_seed(stream)
+            crops.append(self.dataset.sample(index, generator, self.max_downscale))
         return torch.stack(crops)
+
+
+def _shrink(x: torch.Tensor, extent: Sequence[int]) -> torch.Tensor:
+    """``x`` (channels, *axes) resized to ``extent`` with an antialiased linear filter
+    (torch offers one for 2-D only, so a 1-D signal is handled as an image one row high)."""
+    if len(extent) == 1:
+        return _shrink(x.unsqueeze(-2), [1, *extent]).squeeze(-2)
+    resized = F.interpolate(
+        x.unsqueeze(0), size=list(extent), mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized.squeeze(0)
 
 
 def _pad_to(x: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:

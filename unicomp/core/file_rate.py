@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from unicomp.core.blends import STEPS, blend_label
-from unicomp.core.points import OperatingPoint, parse_rate, rate_range
+from unicomp.core.points import OperatingPoint, rate_range, rated_labels
 from unicomp.errors import UsageError
 
 #: Where a search starts for a point calibrated without a rate term (weight 0).
@@ -78,9 +78,7 @@ def rungs(points: Sequence[OperatingPoint], rate: float, unit: str, model: str) 
         raise UsageError(
             f"{rate:g} {unit} is outside what model {model!r} codes: {low:g} to {high:g} {unit}"
         )
-    labels = sorted(
-        (p.label for p in points if p.label is not None), key=lambda label: parse_rate(label, unit)
-    )
+    labels = rated_labels(points, unit)
     ladder = [labels[0]]
     for lower, upper in zip(labels, labels[1:], strict=False):
         ladder += [blend_label(lower, upper, step) for step in range(1, STEPS)] + [upper]

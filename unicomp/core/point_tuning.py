@@ -23,7 +23,7 @@ from unicomp.core.admm import frozen, project
 from unicomp.core.checkpoint import round_to_half
 from unicomp.core.codec import Codec
 from unicomp.core.data import BatchSchedule, CropDataset
-from unicomp.core.entropy import EntropyTables
+from unicomp.core.points import OperatingPoint
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,14 @@ class GeneratorTuning:
 def tune_generator(
     codec: Codec,
     generator: nn.Module,
-    weight: float,
-    tables: EntropyTables,
+    point: OperatingPoint,
     tuning: GeneratorTuning,
     log: Callable[[str], None] = print,
 ) -> nn.Module:
-    """A copy of ``generator`` fine-tuned for the point (``weight``, ``tables``) on the
-    indices the codec's encoder and projection give it."""
+    """A copy of ``generator`` fine-tuned for ``point`` (its weight, search tables and
+    latent gain) on the indices the codec's encoder and the point's projection give."""
     model, distortion = codec.model, codec.modality.distortion
-    centers, bits = model.quantizer.centers.detach(), tables.bits()
+    centers, bits = model.quantizer.centers.detach(), point.search_tables.bits()
     generator = copy.deepcopy(generator).train()
     optimizer = torch.optim.Adam(generator.parameters(), lr=tuning.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / tuning.steps)
@@ -61,7 +60,9 @@ def tune_generator(
         for step in range(tuning.steps):
             x = batches.batch(step)
             with torch.no_grad():
-                latent = centers[project(model.encoder(x), centers, bits, weight)]
+                latent = centers[
+                    project(point.latents(model.encoder(x)), centers, bits, point.rate_weight)
+                ]
             loss = distortion(generator(latent), x).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

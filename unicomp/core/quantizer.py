@@ -52,10 +52,18 @@ class Quantizer(nn.Module):
         """Center values for an index tensor (what the decoder feeds the generator)."""
         return self.centers.detach()[indices.long()]
 
+    def assignment(self, z: torch.Tensor, move_centers: bool = True) -> torch.Tensor:
+        """Soft assignment of every element of ``z`` to the centers at the current
+        temperature, shape (*z.shape, K): what the soft phase and the rate term
+        (core/rate_model.py) differentiate through. The rate term must not move the
+        centers (``move_centers=False``): moving them sharpens the soft assignment onto
+        cheap centers without changing a single hard index."""
+        centers = self.centers if move_centers else self.centers.detach()
+        squared = (z.unsqueeze(-1) - centers) ** 2
+        return torch.softmax(-self.temperature * squared / self._mean_squared_gap(), dim=-1)
+
     def _soft(self, z: torch.Tensor) -> torch.Tensor:
-        squared = (z.unsqueeze(-1) - self.centers) ** 2
-        logits = -self.temperature * squared / self._mean_squared_gap()
-        return (torch.softmax(logits, dim=-1) * self.centers).sum(dim=-1)
+        return (self.assignment(z) * self.centers).sum(dim=-1)
 
     def _mean_squared_gap(self) -> torch.Tensor:
         gaps = torch.diff(torch.sort(self.centers.detach()).values)

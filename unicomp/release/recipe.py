@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from unicomp.core.calibration import calibrate_points
 from unicomp.core.checkpoint import Model, load_model, round_to_half, save_model
@@ -28,6 +27,7 @@ from unicomp.core.codec import Codec
 from unicomp.core.config import load_overrides, merge
 from unicomp.core.data import CropDataset
 from unicomp.core.point_tuning import GeneratorTuning
+from unicomp.core.points import OperatingPoint
 from unicomp.core.trainer import Trainer, print_every
 from unicomp.modalities.base import Modality
 from unicomp.release.corpus import CORPUS
@@ -77,9 +77,12 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
     if steps <= quantized_from:
         raise SystemExit(f"model at step {steps} has no index statistics before {quantized_from}")
     model.config = dataclasses.replace(model.config, admm=defaults.admm, rates=defaults.rates)
-    training_generator = model.point().generator
-    for module in (model.encoder, training_generator):
+    trained = list(model.points)
+    for module in (model.encoder, *(point.generator for point in trained)):
         round_to_half(module)
+    for point in trained:
+        if point.latent_gain is not None:
+            point.latent_gain = point.latent_gain.half().float()
     material = recipe.calibration(data)
     crops, _ = recipe.training_set(data, model.config.train.crop)
     tuning = GeneratorTuning(
@@ -101,21 +104,24 @@ def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> P
             "steps": tuning.steps,
             "batch_size": tuning.batch_size,
             "learning_rate": tuning.learning_rate,
-            "tuned_points": _tuned_points(codec.model, training_generator),
+            "tuned_points": _tuned_points(codec.model, trained),
         },
         recipe.rate_key: {label: round(rate, 4) for label, rate in reached.items()},
     }
     return save_model(codec.model, dest, {"calibration": calibration})
 
 
-def _tuned_points(model: Model, training_generator: nn.Module) -> list[str]:
-    """Labels of the points that decode with a generator tuned for them: the default
-    if its generator is not the training one, any other if it is not the default's."""
+def _tuned_points(model: Model, trained: list[OperatingPoint]) -> list[str]:
+    """Labels of the points that decode with a generator tuned for them: one that no
+    ``trained`` point decoded with, and for a point other than the default, not the
+    default's (which untuned points share)."""
     default = model.point()
+    untuned = {id(point.generator) for point in trained}
     return sorted(
         str(point.label)
         for point in model.points
-        if point.generator is not (training_generator if point is default else default.generator)
+        if id(point.generator) not in untuned
+        and (point is default or point.generator is not default.generator)
     )
 
 

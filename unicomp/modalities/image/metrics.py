@@ -1,8 +1,11 @@
-"""Image quality metrics: PSNR and MS-SSIM on 8-bit RGB.
+"""Image quality metrics: PSNR and MS-SSIM on 8-bit RGB, and chroma PSNR.
 
-Both are defined on 8-bit RGB values (data range 255), the convention of the learned
-image compression literature, so numbers are comparable with published rate-distortion
-curves. :func:`image_metrics` brings any :class:`ImageSignal` to that form first.
+PSNR and MS-SSIM are defined on 8-bit RGB values (data range 255), the convention of
+the learned image compression literature, so numbers are comparable with published
+rate-distortion curves. Chroma PSNR scores the colour alone (Cb and Cr of JPEG's
+full-range BT.601 YCbCr): a codec can keep PSNR while shifting a purple background
+towards black, which this shows. :func:`image_metrics` brings any
+:class:`ImageSignal` to 8-bit RGB first.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pytorch_msssim import ms_ssim as _pytorch_ms_ssim
 from unicomp.errors import InputError
 from unicomp.modalities.image.io import ImageSignal
 
-__all__ = ["MS_SSIM_WEIGHTS", "image_metrics", "ms_ssim", "psnr"]
+__all__ = ["MS_SSIM_WEIGHTS", "chroma_psnr", "image_metrics", "ms_ssim", "psnr"]
 
 #: Per-scale exponents of Wang et al. (2003), finest scale first, as in pytorch_msssim.
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -38,6 +41,23 @@ def psnr(ref: np.ndarray, test: np.ndarray) -> float:
     if sse == 0:
         return float("inf")
     mse = sse / diff.size
+    return 10.0 * math.log10(255.0**2 / mse)
+
+
+#: RGB → (Cb, Cr) rows of JPEG's full-range BT.601 transform (offsets cancel in errors).
+_CHROMA = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def chroma_psnr(ref: np.ndarray, test: np.ndarray) -> float:
+    """PSNR in dB of the Cb and Cr planes of two same-shape uint8 (HxWx3) images,
+    together; NaN if ``ref`` is grey (it has no colour to keep), inf if they agree."""
+    a, b = _check_pair(ref, test)
+    if np.array_equal(a[:, :, 0], a[:, :, 1]) and np.array_equal(a[:, :, 1], a[:, :, 2]):
+        return math.nan
+    diff = (a.astype(np.float64) - b.astype(np.float64)) @ _CHROMA.T
+    mse = float(np.square(diff).mean())
+    if mse == 0:
+        return float("inf")
     return 10.0 * math.log10(255.0**2 / mse)
 
 
@@ -65,7 +85,8 @@ def ms_ssim(ref: np.ndarray, test: np.ndarray) -> float:
 
 
 def image_metrics(ref: ImageSignal, test: ImageSignal) -> dict[str, float]:
-    """PSNR and MS-SSIM between two images, as ``{"psnr": ..., "ms_ssim": ...}``.
+    """PSNR, MS-SSIM and chroma PSNR between two images, as ``{"psnr": ...,
+    "ms_ssim": ..., "chroma_psnr": ...}`` (chroma PSNR is NaN for a grey reference).
 
     Both are brought to 8-bit RGB first: grey is replicated, 16-bit is rounded to
     8-bit, and alpha is ignored (the codecs do not code it).
@@ -78,7 +99,7 @@ def image_metrics(ref: ImageSignal, test: ImageSignal) -> dict[str, float]:
             f"images differ in size: {ref.width}x{ref.height} vs {test.width}x{test.height}"
         )
     a, b = _rgb8(ref), _rgb8(test)
-    return {"psnr": psnr(a, b), "ms_ssim": ms_ssim(a, b)}
+    return {"psnr": psnr(a, b), "ms_ssim": ms_ssim(a, b), "chroma_psnr": chroma_psnr(a, b)}
 
 
 # --------------------------------------------------------------------------- helpers

@@ -68,6 +68,9 @@ class SensorModality:
                 adversarial_start=300,
                 checkpoint_every=100,
                 learning_rate=2e-3,
+                # Rate-aware training (core/rate_model.py) at two rate weights: one
+                # model, two trained operating points, the first the default.
+                rate_weights=[0.003, 0.1],
             ),
         )
 

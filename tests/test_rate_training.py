@@ -1,0 +1,176 @@
+"""Rate-aware, variable-rate training: the rate in the loss, one model at several rates."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from unicomp.core.blends import blend, blend_label
+from unicomp.core.calibration import calibrate_points, measure
+from unicomp.core.checkpoint import load_model, save_model, sha256_file
+from unicomp.core.codec import Codec
+from unicomp.core.data import CropDataset
+from unicomp.core.gains import GainedGenerator
+from unicomp.core.points import parse_rate
+from unicomp.core.rate_model import ContextRateModel
+from unicomp.errors import FormatError, ModelError
+
+
+def test_the_rate_term_prices_each_element_by_its_context() -> None:
+    """Elements cost what the counted context tables say, as the coder would count them."""
+    rate_model = ContextRateModel(points=2, channels=1, axes=1, num_symbols=2)
+    # Point 0 always sees symbol 0; point 1 sees alternating symbols.
+    steady = torch.zeros(1, 1, 64, dtype=torch.long)
+    alternating = (torch.arange(64) % 2).reshape(1, 1, 64)
+    indices = torch.cat([steady, alternating])
+    points = torch.tensor([0, 1])
+    one_hot = torch.nn.functional.one_hot(indices, 2).float()
+    for _ in range(300):
+        bits = rate_model(one_hot, indices, points)
+    lengths = rate_model.code_lengths()
+    assert bits[0] < 0.1  # a symbol that never changes costs almost nothing
+    # After a 0 comes a 1 and after a 1 a 0: the context makes the alternation cheap,
+    # though each symbol alone is a fair coin (1 bit).
+    assert bits[1] < 0.3
+    context_after_zero = 0  # the preceding neighbour's index (K = 2 means "outside")
+    assert lengths[1, 0, context_after_zero, 1] < 0.2 < 3 < lengths[1, 0, context_after_zero, 0]
+    # The soft assignment carries the gradient: moving mass to the expensive symbol costs.
+    soft = torch.full((1, 1, 64, 2), 0.5, requires_grad=True)
+    rate_model.eval()
+    rate_model(soft, steady, torch.tensor([0])).sum().backward()
+    assert soft.grad is not None and (soft.grad[..., 1] > soft.grad[..., 0]).all()
+
+
+def test_points_trained_at_larger_rate_weights_code_smaller_files(
+    sensor, sensor_model: Path, sensor_data: Path
+) -> None:
+    model = load_model(sensor_model, sensor.build_networks)
+    codec = Codec(sensor, model)
+    signals = [sensor.load(path) for path in sorted(sensor_data.glob("*.csv"))[:6]]
+    low_weight, high_weight = (measure(codec, signals, p.label) for p in model.points)
+    assert model.config.train.rate_weights[0] < model.config.train.rate_weights[1]
+    assert high_weight.rate < 0.9 * low_weight.rate
+    assert high_weight.distortion > low_weight.distortion
+    # The point conditions both sides: a latent gain per channel before the quantizer,
+    # an input gain inside the point's generator, the smaller latent gain at the
+    # larger weight.
+    default, other = model.points
+    assert isinstance(default.generator, GainedGenerator)
+    assert default.latent_gain is not None and other.latent_gain is not None
+    assert (other.latent_gain < default.latent_gain).all()
+    # Files of both points decode, bit-exact in their indices.
+    for point in model.points:
+        data, _ = codec.encode(signals[0], operating_point=point.label, effort="fast")
+        header, indices = codec.decode_indices(data)
+        assert codec.decode_indices(container_copy(data))[1].equal(indices)
+        assert codec.decode(data).values.shape == signals[0].values.shape
+
+
+def container_copy(data: bytes) -> bytes:
+    """The same file, as another process would read it back."""
+    return bytes(bytearray(data))
+
+
+def test_the_training_log_reports_each_points_bits(sensor_model: Path) -> None:
+    lines = [json.loads(line) for line in (sensor_model.parent / "log.jsonl").open()]
+    hard = [line for line in lines if line["phase"] == "hard"]
+    assert all({"bits", "bits_0", "bits_1"} <= set(line) for line in hard)
+    assert not any("bits" in line for line in lines if line["phase"] == "float")
+
+
+def test_calibration_starts_each_rate_from_the_trained_point_that_reaches_it(
+    sensor, sensor_model: Path, sensor_data: Path, tmp_path: Path
+) -> None:
+    codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
+    signals = [sensor.load(path) for path in sorted(sensor_data.glob("*.csv"))[:6]]
+    default, other = codec.model.points
+    high, low = (measure(codec, signals[:3], p.label).rate for p in (default, other))
+    unit = sensor.rate_unit
+    labels = [f"{0.97 * high:.3f}{unit}", f"{0.97 * low:.3f}{unit}"]
+    codec.model.config = dataclasses.replace(codec.model.config, rates=labels)
+
+    reached = calibrate_points(codec, signals, signals[:3], labels[0], log=lambda _: None)
+
+    model = codec.model
+    assert [point.label for point in model.points] == labels  # the trained points are gone
+    for label, start in zip(labels, (default, other), strict=True):
+        assert 0.8 * parse_rate(label, unit) <= reached[label] <= parse_rate(label, unit)
+        point = model.point(label)
+        assert point.latent_gain is not None and point.latent_gain.equal(start.latent_gain)
+        assert point.generator is start.generator
+    # Saved and loaded, the model codes between its rates with blends of gained points.
+    reloaded = Codec(sensor, load_model(save_model(model, tmp_path), sensor.build_networks))
+    halfway = blend_label(labels[1], labels[0], 8)
+    data, report = reloaded.encode(signals[4], operating_point=halfway, effort="fast")
+    assert report.operating_point == halfway
+    assert reloaded.decode(data).values.shape == signals[4].values.shape
+    middle = math.sqrt(parse_rate(labels[0], unit) * parse_rate(labels[1], unit))
+    for signal in signals:
+        assert 0.97 * middle <= reloaded.encode(signal, rate=middle)[1].rate <= middle
+
+
+def test_a_blend_of_gained_points_mixes_their_gains(sensor, sensor_model: Path) -> None:
+    model = load_model(sensor_model, sensor.build_networks)
+    low, high = (
+        dataclasses.replace(p, label=name) for p, name in zip(model.points, "ab", strict=True)
+    )
+    halfway = blend(low, high, 8)
+    assert low.latent_gain is not None and high.latent_gain is not None
+    assert halfway.latent_gain is not None
+    assert torch.allclose(halfway.latent_gain, (low.latent_gain + high.latent_gain) / 2)
+    plain = dataclasses.replace(high, latent_gain=None)
+    with pytest.raises(FormatError, match="different networks"):
+        blend(low, plain, 8)
+
+
+def test_a_card_whose_gains_do_not_fit_the_latent_is_refused(
+    sensor, sensor_model: Path, tmp_path: Path
+) -> None:
+    model = load_model(sensor_model, sensor.build_networks)
+    card_path = save_model(model, tmp_path)
+    weights = tmp_path / f"{model.name}.safetensors"
+    state = load_file(str(weights))
+    card = json.loads(card_path.read_text())
+
+    def forged(key: str, value: torch.Tensor, named: str | None = None) -> None:
+        save_file({**state, key: value}, str(weights))
+        points = [dict(p) for p in card["operating_points"]]
+        if named is not None:
+            points[1]["latent_gain"] = named
+        forgery = {**card, "operating_points": points}
+        forgery["weights"] = {**card["weights"], "sha256": sha256_file(weights)}
+        card_path.write_text(json.dumps(forgery))
+
+    forged("latent_gain", torch.ones(5))
+    with pytest.raises(ModelError, match="latent gain is not one value per latent channel"):
+        load_model(card_path, sensor.build_networks)
+    forged("generator.input_gain", torch.ones(3, 2))
+    with pytest.raises(ModelError, match="input gain of 'generator' is not one value per"):
+        load_model(card_path, sensor.build_networks)
+    forged("latent_gain", state["latent_gain"], named="latent_gain.elsewhere")
+    with pytest.raises(ModelError, match="latent gain 'latent_gain.elsewhere' is not in"):
+        load_model(card_path, sensor.build_networks)
+
+
+def test_crops_of_large_signals_are_shown_at_many_scales() -> None:
+    ramp = torch.arange(4096, dtype=torch.float32).reshape(1, 4096)
+    dataset = CropDataset([ramp], [64])
+    spans = []
+    for seed in range(40):
+        crop = dataset.sample(0, torch.Generator().manual_seed(seed), max_downscale=8.0)
+        assert crop.shape == (1, 64)
+        again = dataset.sample(0, torch.Generator().manual_seed(seed), max_downscale=8.0)
+        assert crop.equal(again)  # a pure function of the generator, so runs resume
+        spans.append(float(crop[0, -1] - crop[0, 0]))
+    assert min(spans) < 100 and 300 < max(spans) < 8 * 64
+    unscaled = dataset.sample(0, torch.Generator().manual_seed(0))
+    assert float(unscaled[0, -1] - unscaled[0, 0]) == 63
+    # A signal no larger than the crop is never scaled.
+    small = CropDataset([ramp[:, :64]], [64]).sample(0, torch.Generator(), max_downscale=8.0)
+    assert small.equal(ramp[:, :64])

@@ -1,0 +1,38 @@
+"""Per-channel latent gains: how one network pair serves several rates.
+
+A model trained at several rate weights (core/trainer.py) conditions both sides on the
+operating point with one gain per latent channel, as gained variable-rate codecs do
+(Cui et al., CVPR 2021, "Asymmetric Gained Deep Image Compression"): the encoder's
+output is multiplied by the point's *latent gain* before it is quantized, so a small
+gain packs a channel onto fewer centers (fewer bits, coarser), and the centers are
+multiplied by the point's *input gain* on their way into the generator, which undoes
+the scaling. Latent gains are encoder-side only; the input gain is a parameter of the
+point's generator (:class:`GainedGenerator`), so a decoder needs nothing new.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def scale_channels(values: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """``values`` (batch, channels, *axes) times one ``gain`` per channel (channels,),
+    or per item and channel (batch, channels)."""
+    return values * gain.reshape(gain.shape + (1,) * (values.dim() - 2))
+
+
+class GainedGenerator(nn.Module):
+    """A generator whose input is first scaled per channel by ``input_gain``.
+
+    Its weights are ``input_gain`` and the generator's own under ``body.``; the loader
+    (core/checkpoint.py) recognises a gained generator by that key.
+    """
+
+    def __init__(self, body: nn.Module, channels: int) -> None:
+        super().__init__()
+        self.body = body
+        self.input_gain = nn.Parameter(torch.ones(channels))
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.body(scale_channels(latent, self.input_gain))
