@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from unicomp.bench.at_rates import quality_at_anchor_rates
+from unicomp.bench.at_rates import AtRate, quality_at_anchor_rates
 from unicomp.bench.export import write_outputs
 from unicomp.bench.records import Record, RecordStore
-from unicomp.bench.report import BenchReport
-from unicomp.bench.summary import Curve, Point, bd_against, summarize
+from unicomp.bench.report import BenchReport, GroupReport
+from unicomp.bench.summary import BdResult, Curve, Point, bd_against, summarize
 from unicomp.bench.tables import results_table
 from unicomp.errors import UsageError
 
 QUALITIES = (10, 50, 90)
 
 
-def records(codec: str, gain: float) -> list[Record]:
+def records(codec: str, gain: float, items: tuple[str, ...] = ("a.png", "b.png")) -> list[Record]:
     """Two items at three settings; ``gain`` dB better than a made-up baseline."""
     return [
         Record(
@@ -38,16 +38,24 @@ def records(codec: str, gain: float) -> list[Record]:
             encode_peak_bytes=3 * 1024 * 1024,
             decode_peak_bytes=None,
         )
-        for index, item in enumerate(("a.png", "b.png"))
+        for index, item in enumerate(items)
         for quality in QUALITIES
     ]
+
+
+def summaries(done: list[Record]) -> tuple[list[Curve], list[BdResult], list[AtRate]]:
+    """The curves of jpeg and webp, and webp against jpeg."""
+    curves = [summarize(done, c, f"{c} for tests", QUALITIES) for c in ("jpeg", "webp")]
+    metrics = ["psnr", "ms_ssim"]
+    bd = bd_against(curves[0], curves, metrics)
+    return curves, bd, quality_at_anchor_rates(curves[0], curves, metrics)
 
 
 @pytest.fixture()
 def report() -> BenchReport:
     done = records("jpeg", 0.0) + records("webp", 1.5)
     done.append(Record("webp", "webp for tests", "c.png", 10, error="BaselineError: boom"))
-    curves = [summarize(done, c, f"{c} for tests", QUALITIES) for c in ("jpeg", "webp")]
+    curves, bd, at_rates = summaries(done)
     return BenchReport(
         modality="image",
         rate_unit="bpp",
@@ -57,8 +65,8 @@ def report() -> BenchReport:
         curves=curves,
         unavailable={"avif": "this Pillow was built without avif support"},
         anchor="jpeg",
-        bd=bd_against(curves[0], curves, ["psnr", "ms_ssim"]),
-        at_anchor_rates=quality_at_anchor_rates(curves[0], curves, ["psnr", "ms_ssim"]),
+        bd=bd,
+        at_anchor_rates=at_rates,
     )
 
 
@@ -132,6 +140,52 @@ def test_plots_and_summary_are_written(report: BenchReport, tmp_path: Path) -> N
     assert set(outputs) == set(tmp_path.iterdir())
 
 
+def test_each_group_follows_the_whole_run_in_the_markdown_and_the_json(
+    report: BenchReport, tmp_path: Path
+) -> None:
+    """webp is 1.5 dB better on two wideband clips and 1 dB worse on two narrowband ones."""
+    for name, gain in (("narrowband", -1.0), ("wideband", 1.5)):
+        items = (f"{name}-1.wav", f"{name}-2.wav")
+        curves, bd, at_rates = summaries(records("jpeg", 0.0, items) + records("webp", gain, items))
+        report.groups.append(GroupReport(name, list(items), curves, bd, at_rates))
+    write_outputs(report, tmp_path)
+    summary = (tmp_path / "image-summary.md").read_text()
+    whole, narrow, wide = (
+        summary.index(s) for s in ("| codec |", "#### narrowband", "#### wideband")
+    )
+    assert whole < narrow < wide
+    assert "#### narrowband (2 items)" in summary and "#### wideband (2 items)" in summary
+    assert "| webp | psnr | +31.5 | -1.000 |" in summary[narrow:wide]
+    assert "| webp | psnr | -33.5 | +1.500 |" in summary[wide:]
+    data = json.loads((tmp_path / "image-summary.json").read_text())
+    assert [(g["name"], g["items"]) for g in data["groups"]] == [
+        ("narrowband", ["narrowband-1.wav", "narrowband-2.wav"]),
+        ("wideband", ["wideband-1.wav", "wideband-2.wav"]),
+    ]
+    psnr = next(
+        r for r in data["groups"][0]["bd"] if r["codec"] == "webp" and r["metric"] == "psnr"
+    )
+    assert psnr["quality_change"] == pytest.approx(-1.0)
+    webp = json.loads((tmp_path / "image-webp.json").read_text())
+    assert webp["results"]["psnr"] == pytest.approx([28.0, 32.0, 36.0])  # the whole run's
+    wideband = webp["groups"]["wideband"]
+    assert wideband["items"] == 2 and wideband["results"]["psnr"] == pytest.approx([28, 32, 36])
+    assert webp["groups"]["narrowband"]["results"]["psnr"] == pytest.approx([25.5, 29.5, 33.5])
+    assert webp["groups"]["narrowband"]["at_anchor_rates"]["anchor"] == "jpeg"
+    assert data["codecs"][1] == webp
+    with (tmp_path / "image-items.csv").open() as stream:
+        assert next(csv.reader(stream))[:3] == ["codec", "item", "group"]
+
+
+def test_without_groups_the_outputs_keep_their_layout(report: BenchReport, tmp_path: Path) -> None:
+    write_outputs(report, tmp_path)
+    assert "####" not in (tmp_path / "image-summary.md").read_text()
+    assert "groups" not in json.loads((tmp_path / "image-webp.json").read_text())
+    assert json.loads((tmp_path / "image-summary.json").read_text())["groups"] == []
+    with (tmp_path / "image-items.csv").open() as stream:
+        assert "group" not in next(csv.reader(stream))
+
+
 def test_bd_metrics_of_a_uniformly_better_curve_are_negative_rate_positive_quality(
     report: BenchReport,
 ) -> None:
@@ -164,6 +218,16 @@ def test_records_survive_a_round_trip_with_nan_as_null(tmp_path: Path) -> None:
     assert "NaN" not in (tmp_path / "r.jsonl").read_text()
     (loaded,) = store.load()
     assert loaded.key == record.key and math.isnan(loaded.metrics["pesq_wb"])
+
+
+def test_records_written_before_groups_were_stored_still_load(tmp_path: Path) -> None:
+    old = {"codec": "opus", "description": "d", "item": "x.wav", "quality": 6, "rate": 6.1}
+    (tmp_path / "r.jsonl").write_text(json.dumps(old) + "\n")
+    store = RecordStore.open(tmp_path / "r.jsonl", resume=True, overwrite=False)
+    (loaded,) = store.load()
+    assert loaded.group is None and loaded.rate == 6.1
+    store.append(Record("opus", "d", "y.wav", 6, group="wideband"))
+    assert [r.group for r in store.load()] == [None, "wideband"]
 
 
 def test_a_line_cut_short_by_a_crash_is_dropped(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ what cannot run is reported with the reason, and Ctrl-C keeps what is done for
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,9 +18,11 @@ import torch
 from conftest import write_csv
 from PIL import Image
 from typer.testing import CliRunner
-from unicomp_sensor.modality import SensorModality
+from unicomp_sensor.modality import SensorModality, SensorSignal
 
+from unicomp.bench.base import Quality
 from unicomp.bench.run import available_names, default_names, run_bench
+from unicomp.bench.summary import bd_against, summarize
 from unicomp.cli import app
 from unicomp.core.checkpoint import Model, read_card, save_model
 from unicomp.core.codec import Codec
@@ -72,9 +76,12 @@ def test_jpeg_and_webp_run_their_whole_sweep_on_every_image(
         assert highest.rate > lowest.rate
         assert highest.metrics["psnr"] > lowest.metrics["psnr"]
     assert report.measured == 2 * (9 + 8)
-    assert report.anchor == "jpeg" and {r.metric for r in report.bd} == {"psnr", "ms_ssim"}
+    assert report.anchor == "jpeg"
+    assert {r.metric for r in report.bd} == {"psnr", "ms_ssim", "chroma_psnr"}
     assert {r.codec for r in report.at_anchor_rates} == {"jpeg", "webp"}
     assert report.size_unit == "Mpx"
+    # images have no groups: one summary only
+    assert report.groups == [] and {r.group for r in report.records} == {None}
     assert all(p.encode_seconds_per_unit and p.decode_units_per_second for p in curve.points)
     assert json.loads((tmp_path / "image-webp.json").read_text())["name"] == "webp"
 
@@ -94,6 +101,11 @@ def test_codec2_runs_every_mode_on_every_clip_with_rates_from_the_file_size(
     assert rates["700C"] < rates["1200"] < rates["2400"] < rates["3200"]
     assert all(0 < p.metrics["stoi"] <= 1 for p in curve.points)
     assert report.size_unit == "s" and {r.size for r in report.records} == {1.0}
+    # the 8 kHz clip is narrowband, the 16 kHz one wideband, each reported apart
+    assert [(g.name, g.items) for g in report.groups] == [
+        ("narrowband", ["narrow.wav"]),
+        ("wideband", ["wide.wav"]),
+    ]
 
 
 def test_a_missing_tool_is_reported_with_its_package_and_nothing_fails(
@@ -265,3 +277,124 @@ def test_cli_prints_the_tables_and_writes_the_files(photos: Path, tmp_path: Path
     assert (tmp_path / "image-psnr.png").exists()
     again = CliRunner().invoke(app, arguments)
     assert isinstance(again.exception, UsageError) and "--resume" in str(again.exception)
+
+
+class Rounding:
+    """A sensor baseline: readings rounded to steps of 2^-quality and zlib-packed, as
+    values or (``delta``) as differences, which pack tighter on a smooth reading and
+    looser on white noise."""
+
+    modality = "sensor"
+    qualities: tuple[Quality, ...] = (1, 2, 3, 4)
+
+    def __init__(self, delta: bool) -> None:
+        self.delta = delta
+        self.name = "delta" if delta else "plain"
+        self.description = f"{self.name} rounding for tests"
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def encode(self, signal: SensorSignal, quality: Quality) -> bytes:
+        steps = np.round(signal.values * 2.0 ** int(quality)).astype(np.int32)
+        packed = np.diff(steps, prepend=0) if self.delta else steps
+        return bytes([int(quality)]) + zlib.compress(packed.astype(np.int32).tobytes(), 9)
+
+    def decode(self, data: bytes, reference: Any) -> SensorSignal:
+        packed = np.frombuffer(zlib.decompress(data[1:]), dtype=np.int32)
+        steps = np.cumsum(packed) if self.delta else packed
+        return SensorSignal(steps / 2.0 ** data[0])
+
+
+def smoothness(modality: SensorModality, signal: SensorSignal) -> str:
+    """A ``bench_group`` for the sensor: steps smaller than the spread mean a smooth reading."""
+    values = signal.values
+    return "smooth" if np.std(np.diff(values)) < np.std(values) else "noisy"
+
+
+@pytest.fixture()
+def grouped(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The sensor modality with groups, and the plain and delta rounding baselines."""
+    monkeypatch.setattr(SensorModality, "bench_group", smoothness, raising=False)
+    for codec in (Rounding(delta=False), Rounding(delta=True)):
+        monkeypatch.setitem(registry.baselines, codec.name, codec)
+    return registry
+
+
+@pytest.fixture(scope="module")
+def mixed_readings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three smooth readings (random walks) and two noisy ones (white noise)."""
+    folder = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(2)
+    for name in ("walk-a.csv", "walk-b.csv", "walk-c.csv"):
+        write_csv(folder / name, rng.standard_normal(600).cumsum())
+    for name in ("noise-a.csv", "noise-b.csv"):
+        write_csv(folder / name, rng.standard_normal(600))
+    return folder
+
+
+def test_each_group_of_items_is_summarised_on_its_own_records(
+    grouped: Registry, mixed_readings: Path, tmp_path: Path
+) -> None:
+    report = run_bench(
+        "sensor", mixed_readings, tmp_path, codecs=["plain", "delta"], registry=grouped
+    )
+    noisy, smooth = report.groups
+    assert (noisy.name, noisy.items) == ("noisy", ["noise-a.csv", "noise-b.csv"])
+    assert (smooth.name, smooth.items) == ("smooth", ["walk-a.csv", "walk-b.csv", "walk-c.csv"])
+    for group in report.groups:
+        assert all(p.items == len(group.items) for c in group.curves for p in c.points)
+        mine = [r for r in report.records if r.item in group.items]
+        curves = [summarize(mine, c.codec, c.description, Rounding.qualities) for c in group.curves]
+        assert group.curves == curves
+        assert group.bd == bd_against(curves[0], curves, report.metrics)
+        assert [r.rate for r in group.at_anchor_rates if r.codec == "plain"] == [
+            p.rate for p in curves[0].points
+        ]
+
+    def bd_rate(results: list[Any]) -> float:
+        return next(r.rate_change for r in results if r.metric == "snr_db")
+
+    # differences pack smooth readings tighter and noise looser than the values do
+    assert bd_rate(smooth.bd) < 0 < bd_rate(noisy.bd)
+    assert bd_rate(smooth.bd) < bd_rate(report.bd) < bd_rate(noisy.bd)
+    summary = (tmp_path / "sensor-summary.md").read_text()
+    assert "#### noisy (2 items)" in summary and "#### smooth (3 items)" in summary
+    delta = json.loads((tmp_path / "sensor-delta.json").read_text())
+    assert {name: g["items"] for name, g in delta["groups"].items()} == {"noisy": 2, "smooth": 3}
+
+
+def test_records_from_before_groups_get_their_group_when_resumed(
+    grouped: Registry, mixed_readings: Path, tmp_path: Path
+) -> None:
+    run_bench("sensor", mixed_readings, tmp_path, codecs=["plain", "delta"], registry=grouped)
+    path = tmp_path / "sensor-records.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "group": None}) + "\n" for r in lines))
+    resumed = run_bench(
+        "sensor", mixed_readings, tmp_path, codecs=["plain", "delta"], resume=True, registry=grouped
+    )
+    assert resumed.measured == 0 and resumed.resumed == len(lines)
+    assert [(g.name, len(g.items)) for g in resumed.groups] == [("noisy", 2), ("smooth", 3)]
+
+
+def test_items_of_one_group_get_no_group_sections(
+    grouped: Registry, readings: Path, tmp_path: Path
+) -> None:
+    report = run_bench("sensor", readings, tmp_path, codecs=["plain", "delta"], registry=grouped)
+    assert {r.group for r in report.records} == {"smooth"} and report.groups == []
+    assert "####" not in (tmp_path / "sensor-summary.md").read_text()
+
+
+def test_cli_prints_a_section_per_group_after_the_whole_run(
+    grouped: Registry, mixed_readings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("unicomp.bench.run.get_registry", lambda: grouped)
+    arguments = ["bench", "--modality", "sensor", "--data", str(mixed_readings)]
+    done = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path), "--codecs", "plain,delta"])
+    assert done.exit_code == 0, done.output
+    whole = done.output.index("sensor: 5 items")
+    noisy, smooth = done.output.index("noisy (2 items)"), done.output.index("smooth (3 items)")
+    assert whole < noisy < smooth
+    assert "Bjøntegaard deltas (noisy)" in done.output
+    assert "Quality at the rates of plain (smooth)" in done.output

@@ -22,6 +22,7 @@ from unicomp.core.codec import Codec
 from unicomp.core.config import merge
 from unicomp.core.trainer import train
 from unicomp.errors import FormatError, InputError
+from unicomp.modalities.base import bench_group
 from unicomp.modalities.speech import modality as modality_module
 from unicomp.modalities.speech.modality import DEFAULT_MODEL, SpeechModality, SpeechSignal
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, TILE_FRAMES
@@ -135,6 +136,16 @@ def test_missing_or_absurd_side_info_is_a_format_error() -> None:
 def test_rate_is_kilobits_per_second_of_the_original() -> None:
     signal = SpeechSignal(np.zeros((44100 * 2, 2), np.float32), 44100)
     assert SPEECH.rate(4000, signal) == pytest.approx(2.0)
+
+
+def test_the_bench_reports_clips_below_16_khz_apart_as_narrowband() -> None:
+    def clip(rate: int) -> SpeechSignal:
+        return SpeechSignal(voiced(rate, 0.1), rate)
+
+    assert bench_group(SPEECH, clip(8000)) == "narrowband"
+    assert bench_group(SPEECH, clip(11025)) == "narrowband"
+    assert bench_group(SPEECH, clip(16000)) == "wideband"
+    assert bench_group(SPEECH, clip(48000)) == "wideband"
 
 
 def test_one_bundled_model_serves_every_rate_from_one_to_two_kbps() -> None:

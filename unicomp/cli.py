@@ -28,7 +28,7 @@ from unicomp.core.config import EFFORTS
 from unicomp.errors import INTERNAL_EXIT_CODE, UnicompError, UsageError
 
 if TYPE_CHECKING:
-    from unicomp.bench.report import BenchReport
+    from unicomp.bench.report import BenchReport, GroupReport
     from unicomp.folders import FolderSummary, Shard
     from unicomp.workers import Outcome
 
@@ -544,18 +544,9 @@ def _shard(text: str | None) -> Shard:
 
 
 def _render_bench(report: BenchReport, wanted_anchor: str | None) -> None:
-    from unicomp.bench.tables import at_rates_table, bd_table, results_table
-
-    title = f"{report.modality}: {len(report.items)} items"
-    results = results_table(report.curves, report.rate_unit, report.metrics, report.size_unit)
-    out.print(_rich_table(results, title))
-    if report.anchor is not None and report.bd:
-        out.print(_rich_table(bd_table(report.bd, report.anchor), "Bjøntegaard deltas"))
-    if report.anchor is not None and report.at_anchor_rates:
-        table = at_rates_table(
-            report.at_anchor_rates, report.anchor, report.rate_unit, report.metrics
-        )
-        out.print(_rich_table(table, f"Quality at the rates of {report.anchor}"))
+    _print_bench_tables(report)
+    for group in report.groups:
+        _print_bench_tables(report, group)
     if report.anchor is None and wanted_anchor is not None:
         out.print(f"no BD metrics: anchor {wanted_anchor} has no results", highlight=False)
     for name, reason in report.unavailable.items():
@@ -569,6 +560,26 @@ def _render_bench(report: BenchReport, wanted_anchor: str | None) -> None:
         f"{len(report.outputs)} files written to {report.outputs[0].parent}",
         highlight=False,
     )
+
+
+def _print_bench_tables(report: BenchReport, group: GroupReport | None = None) -> None:
+    """The results, BD and at-anchor-rates tables of the whole run, or of one group."""
+    from unicomp.bench.tables import at_rates_table, bd_table, results_table
+
+    part = group or report
+    title = f"{report.modality}: {len(report.items)} items"
+    which = ""
+    if group is not None:
+        title, which = f"{group.name} ({len(group.items)} items)", f" ({group.name})"
+    results = results_table(part.curves, report.rate_unit, report.metrics, report.size_unit)
+    out.print(_rich_table(results, title))
+    if report.anchor is not None and part.bd:
+        out.print(_rich_table(bd_table(part.bd, report.anchor), f"Bjøntegaard deltas{which}"))
+    if report.anchor is not None and part.at_anchor_rates:
+        table = at_rates_table(
+            part.at_anchor_rates, report.anchor, report.rate_unit, report.metrics
+        )
+        out.print(_rich_table(table, f"Quality at the rates of {report.anchor}{which}"))
 
 
 def _rich_table(table: tuple[list[str], list[list[str]]], title: str) -> Table:

@@ -9,12 +9,18 @@
   and beside ``results``, ``at_anchor_rates``: the codec's quality at each point of the
   anchor's curve (bench/at_rates.py), ``{anchor, anchor_quality: [...], <rate unit>:
   [...], <metric>: [value or null], outside: [null, "below" or "above"], limit: [...]}``
-  where ``limit`` is the codec's lowest or highest rate when the anchor's is outside;
-* ``<modality>-items.csv`` (every measurement), ``<modality>-mean.csv`` (the curves) and
-  ``<modality>-at-anchor-rates.csv`` (the table above, one row per codec and point);
+  where ``limit`` is the codec's lowest or highest rate when the anchor's is outside.
+  When the run has groups of items (bench/report.py), ``groups`` maps each group's name
+  to ``{items: <count>, results: {...}, at_anchor_rates: {...}}``, the same layout on
+  that group's records only;
+* ``<modality>-items.csv`` (every measurement, with its ``group`` when there are groups),
+  ``<modality>-mean.csv`` (the curves) and ``<modality>-at-anchor-rates.csv`` (the table
+  above, one row per codec and point);
 * ``<modality>-<metric>.png``, one rate–distortion plot per metric;
 * ``<modality>-summary.json`` and ``<modality>-summary.md``: tables, BD metrics and
-  quality at the anchor's rates, and the codecs that were skipped with the reason.
+  quality at the anchor's rates (then the same per group), and the codecs that were
+  skipped with the reason. The JSON's ``codecs`` are the per-codec files above; its
+  ``groups`` lists ``{name, items: [...], bd: [...]}`` per group.
 
 Every file is written atomically, so an interrupted run never leaves a torn one.
 """
@@ -33,7 +39,7 @@ from unicomp.atomic import atomic_output
 from unicomp.bench.at_rates import AtRate
 from unicomp.bench.plots import rd_figure
 from unicomp.bench.records import json_safe
-from unicomp.bench.report import BenchReport
+from unicomp.bench.report import BenchReport, GroupReport
 from unicomp.bench.summary import Curve
 from unicomp.bench.tables import MB, at_rates_table, bd_table, markdown, results_table
 
@@ -69,7 +75,27 @@ def write_outputs(report: BenchReport, out: Path) -> list[Path]:
 
 
 def compressai_json(curve: Curve, report: BenchReport) -> dict[str, Any]:
-    """One codec's mean curve in CompressAI's result layout (plus our extra keys)."""
+    """One codec's mean curve in CompressAI's result layout (plus our extra keys), and
+    its curve per group of items under ``groups``."""
+    data: dict[str, Any] = {"name": curve.codec, "description": curve.description}
+    if report.size_unit is not None:
+        data["size_unit"] = report.size_unit
+    data.update(_curve_json(curve, report.at_anchor_rates, report))
+    groups = {
+        group.name: {"items": len(group.items), **_curve_json(mine, group.at_anchor_rates, report)}
+        for group in report.groups
+        for mine in group.curves
+        if mine.codec == curve.codec and mine.points
+    }
+    if groups:
+        data["groups"] = groups
+    return data
+
+
+def _curve_json(
+    curve: Curve, at_anchor_rates: Sequence[AtRate], report: BenchReport
+) -> dict[str, Any]:
+    """``results`` of one curve, and ``at_anchor_rates`` where the codec has some."""
     points = curve.points
     results: dict[str, list[Any]] = {
         "quality": [p.quality for p in points],
@@ -81,13 +107,11 @@ def compressai_json(curve: Curve, report: BenchReport) -> dict[str, Any]:
     results["decoding_time"] = [p.decode_seconds for p in points]
     results["encoding_peak_mb"] = [_mb(p.encode_peak_bytes) for p in points]
     results["decoding_peak_mb"] = [_mb(p.decode_peak_bytes) for p in points]
-    data: dict[str, Any] = {"name": curve.codec, "description": curve.description}
     if report.size_unit is not None:
         results["encoding_seconds_per_unit"] = [p.encode_seconds_per_unit for p in points]
         results["decoding_units_per_second"] = [p.decode_units_per_second for p in points]
-        data["size_unit"] = report.size_unit
-    data["results"] = results
-    mine = [r for r in report.at_anchor_rates if r.codec == curve.codec]
+    data: dict[str, Any] = {"results": results}
+    mine = [r for r in at_anchor_rates if r.codec == curve.codec]
     if mine:
         data["at_anchor_rates"] = _at_rates_json(mine, report)
     return data
@@ -107,6 +131,14 @@ def summary_json(report: BenchReport) -> dict[str, Any]:
         "bd": [dataclasses.asdict(r) for r in report.bd],
         "unavailable": report.unavailable,
         "failures": {c.codec: c.failures for c in report.curves if c.failures},
+        "groups": [
+            {
+                "name": group.name,
+                "items": group.items,
+                "bd": [dataclasses.asdict(r) for r in group.bd],
+            }
+            for group in report.groups
+        ],
     }
 
 
@@ -116,15 +148,11 @@ def summary_markdown(report: BenchReport) -> str:
         f"{len(report.items)} {report.modality} items; means per setting; rate from the "
         f"real file sizes; times are wall-clock per item on this machine.",
         "",
-        markdown(results_table(report.curves, report.rate_unit, report.metrics, report.size_unit)),
+        *_markdown_tables(report, report),
     ]
-    if report.anchor is not None and report.bd:
-        parts += ["", markdown(bd_table(report.bd, report.anchor))]
-    if report.anchor is not None and report.at_anchor_rates:
-        table = at_rates_table(
-            report.at_anchor_rates, report.anchor, report.rate_unit, report.metrics
-        )
-        parts += ["", f"Quality at the rates of {report.anchor}:", "", markdown(table)]
+    for group in report.groups:
+        parts += ["", f"#### {group.name} ({len(group.items)} items)", ""]
+        parts += _markdown_tables(group, report)
     if report.unavailable:
         parts += ["", "Skipped:"]
         parts += [f"- {name}: {reason}" for name, reason in report.unavailable.items()]
@@ -135,6 +163,21 @@ def summary_markdown(report: BenchReport) -> str:
     if report.interrupted:
         parts += ["", "Interrupted: these results are partial."]
     return "\n".join(parts) + "\n"
+
+
+def _markdown_tables(part: BenchReport | GroupReport, report: BenchReport) -> list[str]:
+    """The results, BD and at-anchor-rates tables of the whole run or of one group."""
+    parts = [
+        markdown(results_table(part.curves, report.rate_unit, report.metrics, report.size_unit))
+    ]
+    if report.anchor is not None and part.bd:
+        parts += ["", markdown(bd_table(part.bd, report.anchor))]
+    if report.anchor is not None and part.at_anchor_rates:
+        table = at_rates_table(
+            part.at_anchor_rates, report.anchor, report.rate_unit, report.metrics
+        )
+        parts += ["", f"Quality at the rates of {report.anchor}:", "", markdown(table)]
+    return parts
 
 
 def _item_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
@@ -151,13 +194,16 @@ def _item_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
         "decode_peak_mb",
         "error",
     ]
-    sized = report.size_unit is not None
+    sized, grouped = report.size_unit is not None, bool(report.groups)
     if sized:
         headers.insert(4, f"size_{report.size_unit}")
+    if grouped:
+        headers.insert(2, "group")
     rows = [
         [
             r.codec,
             r.item,
+            *([r.group or ""] if grouped else []),
             r.quality,
             r.bits,
             *([r.size] if sized else []),

@@ -37,6 +37,9 @@ class Record:
     error: str | None = None
     #: How much signal the item holds, in the modality's optional ``size_unit``.
     size: float | None = None
+    #: The item's group (the modality's optional ``bench_group``); None without one, and
+    #: in records written before groups were stored.
+    group: str | None = None
 
     @property
     def key(self) -> tuple[str, ...]:

@@ -8,30 +8,33 @@ first measurement each codec codes that item once unmeasured, so one-time costs 
 imports, JIT compilation, first allocations) do not land on one item's times and
 distort the speeds per second of signal. Each measurement is saved as it is made;
 Ctrl-C stops the sweep and the outputs are still written from what is done, and
-``resume=True`` measures only what is missing.
+``resume=True`` measures only what is missing. When the modality sorts the items into
+two or more groups (its optional ``bench_group``), the curves, BD metrics and quality at
+the anchor's rates are also computed per group, on that group's records alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from unicomp.api import load_codec
-from unicomp.bench.at_rates import quality_at_anchor_rates
+from unicomp.bench.at_rates import AtRate, quality_at_anchor_rates
 from unicomp.bench.base import Baseline, Metric, Quality
 from unicomp.bench.export import write_outputs
 from unicomp.bench.measure import measure
 from unicomp.bench.model_codec import OPT_IN, VARIANTS, ModelCodec, default_codec
 from unicomp.bench.records import Record, RecordStore, record_key
-from unicomp.bench.report import BenchReport
-from unicomp.bench.summary import Curve, bd_against, summarize
+from unicomp.bench.report import BenchReport, GroupReport
+from unicomp.bench.summary import BdResult, Curve, bd_against, summarize
 from unicomp.core.codec import Codec
 from unicomp.core.data import find_files
 from unicomp.errors import InputError, ModelError, UsageError
-from unicomp.modalities.base import Modality, signal_size, size_unit
+from unicomp.modalities.base import Modality, bench_group, signal_size, size_unit
 from unicomp.plugins.manager import Registry, get_registry
 
 #: ``on_progress(done, total, what)``: called after every measurement (and skip).
@@ -79,6 +82,7 @@ def run_bench(
         for q in c.qualities
     }
     previous = {r.key: r for r in store.load() if r.key in wanted} if resume else {}
+    previous = _with_groups(chosen, paths, items, previous)
     report = BenchReport(
         modality=chosen.name,
         rate_unit=chosen.rate_unit,
@@ -97,14 +101,10 @@ def run_bench(
     except KeyboardInterrupt:
         report.interrupted = True
     report.metrics = _metric_names(report.records)
-    report.curves = [
-        summarize(report.records, c.name, c.description, c.qualities) for c in selected
-    ]
+    report.curves = _curves(report.records, selected)
     report.anchor = _anchor(report.curves, anchor)
-    if report.anchor is not None:
-        base = next(c for c in report.curves if c.codec == report.anchor)
-        report.bd = bd_against(base, [c for c in report.curves if c.points], report.metrics)
-        report.at_anchor_rates = quality_at_anchor_rates(base, report.curves, report.metrics)
+    report.bd, report.at_anchor_rates = _compare(report.curves, report.anchor, report.metrics)
+    report.groups = _groups(report, selected)
     report.outputs = write_outputs(report, out)
     return report
 
@@ -223,7 +223,12 @@ def measure_one(
 ) -> Record:
     """Encode, decode and score one signal at one setting; a failure becomes the record."""
     record = functools.partial(
-        Record, codec=codec.name, description=codec.description, item=item, quality=quality
+        Record,
+        codec=codec.name,
+        description=codec.description,
+        item=item,
+        quality=quality,
+        group=bench_group(modality, signal),
     )
     try:
         encoded = measure(lambda: codec.encode(signal, quality))
@@ -245,6 +250,61 @@ def measure_one(
         decode_peak_bytes=decoded.peak_bytes,
         size=signal_size(modality, signal),
     )
+
+
+def _with_groups(
+    modality: Modality,
+    paths: Sequence[Path],
+    items: Sequence[str],
+    previous: dict[tuple[str, ...], Record],
+) -> dict[tuple[str, ...], Record]:
+    """Resumed records from before groups were stored, given their item's group: else a
+    resumed run would leave those items out of the per-group tables."""
+    if not hasattr(modality, "bench_group"):
+        return previous
+    lacking = {r.item for r in previous.values() if r.group is None}
+    groups = {
+        item: bench_group(modality, modality.load(path))
+        for path, item in zip(paths, items, strict=True)
+        if item in lacking
+    }
+    return {
+        key: dataclasses.replace(r, group=groups[r.item]) if r.group is None else r
+        for key, r in previous.items()
+    }
+
+
+def _curves(records: Sequence[Record], codecs: Sequence[Baseline]) -> list[Curve]:
+    return [summarize(records, c.name, c.description, c.qualities) for c in codecs]
+
+
+def _compare(
+    curves: Sequence[Curve], anchor: str | None, metrics: Sequence[str]
+) -> tuple[list[BdResult], list[AtRate]]:
+    """BD metrics and quality at the anchor's rates against ``anchor``'s curve among
+    ``curves``; none where that curve has no points."""
+    base = next((c for c in curves if c.codec == anchor and c.points), None)
+    if base is None:
+        return [], []
+    bd = bd_against(base, [c for c in curves if c.points], metrics)
+    return bd, quality_at_anchor_rates(base, curves, metrics)
+
+
+def _groups(report: BenchReport, codecs: Sequence[Baseline]) -> list[GroupReport]:
+    """The run's summary again per group, each from its own records only, against the
+    run's anchor; none unless the items fall into two or more groups."""
+    names = sorted({r.group for r in report.records if r.group is not None})
+    if len(names) < 2:
+        return []
+    groups = []
+    for name in names:
+        records = [r for r in report.records if r.group == name]
+        members = {r.item for r in records}
+        curves = _curves(records, codecs)
+        bd, at_rates = _compare(curves, report.anchor, report.metrics)
+        items = [item for item in report.items if item in members]
+        groups.append(GroupReport(name, items, curves, bd, at_rates))
+    return groups
 
 
 def _metric_names(records: Sequence[Record]) -> list[str]:

@@ -8,7 +8,10 @@ search, entropy coder, file format, trainer, bench) is shared.
 Optional members (a modality without them stays valid; read them through the helpers
 below): ``size_unit`` and ``size(signal) -> float``, how much signal an item holds in
 the unit speed is quoted per (seconds of audio, megapixels), so the bench can report
-"encode seconds per second of audio" instead of only seconds per item.
+"encode seconds per second of audio" instead of only seconds per item; and
+``bench_group(signal) -> str | None``, the group of items the bench also reports apart
+(speech: "wideband" or "narrowband" by the file's own sample rate), because a mean over
+items that behave apart hides how each kind fares.
 """
 
 from __future__ import annotations
@@ -99,3 +102,9 @@ def signal_size(modality: Modality, signal: Any) -> float | None:
     if size_unit(modality) is None or size is None:
         return None
     return float(size(signal))
+
+
+def bench_group(modality: Modality, signal: Any) -> str | None:
+    """The group the bench also reports ``signal`` in, or None (the modality has none)."""
+    group = getattr(modality, "bench_group", None)  # optional: not part of the protocol
+    return group(signal) if callable(group) else None

@@ -56,6 +56,9 @@ CHUNK_FRAMES = 2500
 SEARCH_FRAMES = 250
 FADE_FRAMES = 8
 EDGE_FRAMES = 4
+#: Sample rate from which a file is wideband (up to 8 kHz audio); below, an 8 kHz telephone
+#: recording holds nothing above 4 kHz, and the bench reports such clips apart.
+WIDEBAND_RATE = 16000
 #: Model names per rate label; one model serves both (entropy-constrained projection).
 DEFAULT_MODEL = "speech-v1"
 DEFAULT_RATE = "2kbps"
@@ -235,6 +238,11 @@ class SpeechModality:
     def size(self, signal: SpeechSignal) -> float:
         """Seconds of audio: per them, coding speed reads as a real-time factor."""
         return signal.duration
+
+    def bench_group(self, signal: SpeechSignal) -> str:
+        """Wideband or narrowband, by the file's own rate: a narrowband clip has no
+        content above 4 kHz to lose, so its scores would flatter a mean over both."""
+        return "wideband" if signal.sample_rate >= WIDEBAND_RATE else "narrowband"
 
 
 def speech_metrics(reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
