@@ -24,7 +24,7 @@ import torch
 from unicomp.core.calibration import calibrate_points
 from unicomp.core.checkpoint import Model, load_model, round_to_half, save_model
 from unicomp.core.codec import Codec
-from unicomp.core.config import load_overrides, merge
+from unicomp.core.config import ModelConfig, load_overrides, merge
 from unicomp.core.data import CropDataset
 from unicomp.core.point_tuning import GeneratorTuning
 from unicomp.core.points import OperatingPoint
@@ -63,14 +63,16 @@ class Recipe:
     tuning_steps: int = 1000
 
 
-def export(recipe: Recipe, run: Path, data: Path, dest: Path, command: str) -> Path:
+def export(
+    recipe: Recipe, run: Path, data: Path, dest: Path, command: str, defaults: ModelConfig
+) -> Path:
     """Calibrate the run's latest model's operating points and save it into ``dest``.
 
-    The latent search settings and rate labels are the current defaults (tuned on
-    train signals), not those the run started with. Weights are released as float16
-    values (half the size), rounded before anything is measured.
+    The model is the run's card named after ``defaults`` (the recipe's config with the
+    run's overrides); its latent search settings and rate labels become those of
+    ``defaults`` (tuned on train signals), not those the run started with. Weights are
+    released as float16 values (half the size), rounded before anything is measured.
     """
-    defaults = recipe.modality.default_config()
     model = load_model(run / f"{defaults.name}.json", recipe.modality.build_networks)
     steps = int(model.card.get("training", {}).get("steps", 0))
     quantized_from = model.config.train.float_steps + model.config.train.soft_steps
@@ -132,7 +134,9 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, default=CORPUS / recipe.modality.name / "train", help="train split"
     )
-    parser.add_argument("--out", type=Path, default=RUNS / name, help="run folder")
+    parser.add_argument(
+        "--out", type=Path, help=f"run folder (default: {RUNS}/<the config's model name>)"
+    )
     parser.add_argument("--config", type=Path, help="TOML overrides of the default config")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder")
     parser.add_argument("--stop-at", type=int, help="stop after this many steps in total")
@@ -145,18 +149,20 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     command = shlex.join(["python", recipe.script, *(sys.argv[1:] if argv is None else argv)])
-    if args.export:
-        print(f"exported {export(recipe, args.out, args.data, args.weights, command)}", flush=True)
-        return 0
     config = recipe.modality.default_config()
     if args.config is not None:
         config = merge(config, load_overrides(args.config))
+    run = args.out or RUNS / config.name
+    if args.export:
+        exported = export(recipe, run, args.data, args.weights, command, config)
+        print(f"exported {exported}", flush=True)
+        return 0
     dataset, data_card = recipe.training_set(args.data, config.train.crop)
     card = {"data": data_card, "training": {"command": command, "data": str(args.data)}}
-    trainer = Trainer(recipe.modality, config, dataset, args.out, card=card)
+    trainer = Trainer(recipe.modality, config, dataset, run, card=card)
     if args.resume and trainer.resume():
         print(f"resumed at step {trainer.step}", flush=True)
-    print(f"training {config.name} into {args.out} ({config.train.total_steps} steps)", flush=True)
+    print(f"training {config.name} into {run} ({config.train.total_steps} steps)", flush=True)
     card_path = trainer.run(stop_at=args.stop_at, on_step=print_every(config.train.log_every))
-    print(f"done: {card_path or args.out}", flush=True)
+    print(f"done: {card_path or run}", flush=True)
     return 0
