@@ -1,0 +1,61 @@
+"""What each operating point of a training run codes, on TRAIN signals, as real files.
+
+    .venv/bin/python benchmarks/trained_points.py --modality image \
+        --model ~/.cache/unicomp/runs/image-v2/image-v2.json
+
+A rate-aware run (``[train] rate_weights``) holds one point per rate weight. Its log
+reports the bits the training tables price, which lag the model; this codes the
+recipe's measured calibration signals (train split, never evaluate) at every point of
+the run's latest checkpoint, encoder output only (``--effort fast``; the search would
+move every point alike), and prints each point's mean file rate and metrics: whether
+the weights span the rates the release is to serve, before the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from unicomp.api import load_codec
+from unicomp.release.corpus import CORPUS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--modality", choices=["image", "speech"], required=True)
+    parser.add_argument("--model", required=True, help="the run's model card")
+    parser.add_argument("--data", type=Path, help="train folder (default: the corpus's)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    recipe = importlib.import_module(f"unicomp.release.{args.modality}").RECIPE
+    codec = load_codec(args.model, args.modality)
+    signals = recipe.calibration(args.data or CORPUS / args.modality / "train").measured
+    weights = codec.model.config.train.rate_weights or [0.0]
+    steps = codec.model.card.get("training", {}).get("steps")
+    print(f"{codec.name} at step {steps}: {len(signals)} train signals, encoder output")
+    unit = codec.modality.rate_unit
+    for point, weight in zip(codec.model.points, weights, strict=False):
+        reports, metrics = [], []
+        for signal in signals:
+            data, report = codec.encode(signal, operating_point=point.label, effort="fast")
+            reports.append(report)
+            metrics.append(codec.modality.metrics(signal, codec.decode(data)))
+        rate = statistics.fmean(r.rate for r in reports)
+        scores = "  ".join(f"{name} {_mean(m[name] for m in metrics):.4g}" for name in metrics[0])
+        print(f"{point.label or 'default':>10}  weight {weight:<8g} {rate:.4f} {unit}  {scores}")
+
+
+def _mean(values: Iterable[float]) -> float:
+    """Mean of the finite values (chroma PSNR is NaN for a grey photo, PESQ without speech)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+if __name__ == "__main__":
+    main()
