@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def searched(sensor, sensor_model: Path, sensor_data: Path):
 
 def test_admm_beats_encoder_output_and_backprop_then_projection(sensor, searched) -> None:
     model, x, z0 = searched
-    config = AdmmConfig(iterations=30, inner_steps=4, patience=1000)
+    config = replace(model.config.admm, iterations=30, inner_steps=4, patience=1000)
     encoder_only = admm_search(
         model.point().generator,
         sensor.distortion,

@@ -4,7 +4,8 @@ The encoder's output is only a starting point: the generator is frozen and the l
 refined by back-propagation, under the constraint that every element sits on a center.
 Scaled ADMM splits the problem into
 
-* a z-step, a few Adam steps on ``D(G(z), x) + rho/2 * mean((z - Z + u)^2)``,
+* a z-step, a few normalised gradient steps on ``D(G(z), x) + rho/2 * mean((z - Z +
+  u)^2)``, each moving a signal's latent by the learning rate in root mean square,
 * a Z-step, the projection of ``z + u`` onto the centers (optionally entropy-constrained:
   ``argmin_k (z + u - c_k)^2 + lambda * bits_k`` trades distortion for rate),
 * a dual step ``u += z - Z``,
@@ -18,6 +19,12 @@ projection's signal distortion to its latent error. Adding the rate weight to th
 distortion unconverted let a few saved bits buy any loss of quality (measured: at
 0.06 bpp the search then lost 0.5 dB PSNR to the plain projection while saving 4 % of
 the bits, an 18 % BD-rate loss).
+
+Normalised steps replaced Adam, whose first steps move every element by about the
+learning rate whatever its gradient. On six train photos at 0.12 bpp, against the
+encoder's projected output, they gained 0.37 dB PSNR, 0.0026 MS-SSIM and -0.05 dB chroma
+PSNR where Adam gained 0.32 dB, 0.0007 and -0.41 dB; on six 10 s train clips at 2
+kbit/s, PESQ-WB +0.02 and STOI +0.005 where Adam lost 0.04 PESQ-WB.
 """
 
 from __future__ import annotations
@@ -135,17 +142,16 @@ def admm_search(
     target = centers[best_indices]
     dual = torch.zeros_like(z)
     rho = config.rho
-    optimizer = torch.optim.Adam([z], lr=config.learning_rate)
     stale = 0
     iteration = 0
     with frozen(generator):
         for iteration in range(1, config.iterations + 1):
             for _ in range(config.inner_steps):
-                optimizer.zero_grad(set_to_none=True)
                 penalty = ((z - target + dual) ** 2).flatten(1).mean(dim=1)
                 loss = distortion(generator(z), x) + 0.5 * rho * penalty
-                loss.sum().backward()
-                optimizer.step()
+                (gradient,) = torch.autograd.grad(loss.sum(), z)
+                with torch.no_grad():
+                    z -= config.learning_rate * _per_item_unit_rms(gradient)
             with torch.no_grad():
                 if projector is not None:
                     indices = projector(z + dual)
@@ -175,6 +181,12 @@ def admm_search(
             if stale >= config.patience or out_of_time:
                 break
     return SearchResult(best_indices, best_distortion, iteration)
+
+
+def _per_item_unit_rms(gradient: torch.Tensor) -> torch.Tensor:
+    """``gradient`` (batch, ...) scaled so that each item's root mean square is 1."""
+    rms = gradient.pow(2).flatten(1).mean(dim=1).sqrt().clamp_min(1e-12)
+    return gradient / rms.reshape(-1, *(1,) * (gradient.dim() - 1))
 
 
 def backprop_then_project(

@@ -32,6 +32,10 @@ from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.rate_control import find_operating_point, fit_point_context_tables
 from unicomp.errors import UsageError
 
+#: A label is calibrated from a trained point whose mean rate with no rate term is at
+#: least this many times the label's: files of one point spread 20 % either side of its
+#: mean, and a file asked for the label must be reachable at the point's own weight 0.
+START_MARGIN = 1.25
 #: A real rate within this fraction below the label ends the search.
 TOLERANCE = 0.03
 #: Rounds of the search; up to MAX_ROUNDS while no round has met the label yet (near a
@@ -199,7 +203,7 @@ def _trained_rates(
 def _start(trained: Sequence[tuple[float, OperatingPoint]], target: float) -> OperatingPoint:
     """The trained point to calibrate a label of rate ``target`` from (see
     :func:`calibrate_points`)."""
-    reaching = [(rate, point) for rate, point in trained if rate >= target]
+    reaching = [(rate, point) for rate, point in trained if rate >= START_MARGIN * target]
     if reaching:
         return min(reaching, key=lambda item: item[0])[1]
     return max(trained, key=lambda item: item[0])[1]
@@ -234,11 +238,11 @@ def calibrate_points(
     each reached.
 
     Every point is fitted from a trained point's tables (and tuned from its generator):
-    the one whose files, coded with no rate term, are the smallest that still reach the
-    label (the largest if none does), as a rate term only lowers a rate. At the end the
-    ``default_label`` point becomes the default, the trained points go, and the points
-    that kept the training generator decode with the default point's, as a file at any
-    point did before points had generators of their own.
+    the one whose files, coded with no rate term, are the smallest that still exceed the
+    label by START_MARGIN (the largest if none does), as a rate term only lowers a rate.
+    At the end the ``default_label`` point becomes the default, the trained points go,
+    and the points that kept the training generator decode with the default point's, as
+    a file at any point did before points had generators of their own.
     """
     model = codec.model
     training = model.point()

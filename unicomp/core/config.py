@@ -43,7 +43,8 @@ class QuantizerConfig:
 class AdmmConfig:
     """Budget and schedule of the per-signal latent search (see core/admm.py).
 
-    ``time_budget`` caps the default search in seconds; ``best_seconds`` caps
+    ``learning_rate`` is the root-mean-square size of each z-step's move of a signal's
+    latent. ``time_budget`` caps the default search in seconds; ``best_seconds`` caps
     ``--effort best`` per unit of signal size (the modality's ``size``: seconds per
     second of audio, per megapixel), None meaning no cap.
     """
