@@ -90,3 +90,20 @@ def test_indices_pick_the_nearest_center() -> None:
 def test_center_count_is_validated() -> None:
     with pytest.raises(ValueError, match="2..256"):
         quantizer(1)
+
+
+def test_a_pinned_zero_center_stays_at_zero_through_training() -> None:
+    """Low-rate points shrink latents towards 0; the center there must not drift away."""
+    quantizer = Quantizer(QuantizerConfig(num_centers=5, zero_center=True))
+    samples = torch.cat([torch.randn(4000) * 0.3 - 3, torch.randn(4000) * 0.3 + 3])
+    quantizer.fit_kmeans(samples, torch.Generator().manual_seed(0))
+    assert (quantizer.centers == 0).sum() == 1  # exactly 0, where k-means put none
+    before = quantizer.centers.detach().clone()
+    optimizer = torch.optim.Adam(quantizer.parameters(), lr=0.1)
+    z = torch.randn(256) * 3
+    for _ in range(20):
+        optimizer.zero_grad()
+        ((quantizer(z, "hard") - z.detach() * 1.3) ** 2).mean().backward()
+        optimizer.step()
+    moved = quantizer.centers.detach() != before
+    assert (quantizer.centers == 0).sum() == 1 and moved.sum() == 4

@@ -30,6 +30,10 @@ class QuantizerConfig:
 
     Temperatures are scale-free: squared distances are divided by the mean squared gap
     between neighbouring centers, so the same schedule works whatever the latent's range.
+
+    ``zero_center`` pins the center nearest 0 at exactly 0 after k-means, and keeps it
+    there: a rate-aware model's low-rate points shrink their latents towards 0, which
+    k-means alone left between two centers (image-v2's nine ended at ±1.6).
     """
 
     num_centers: int = 16
@@ -37,6 +41,7 @@ class QuantizerConfig:
     temperature_end: float = 4.0
     kmeans_samples: int = 65536
     kmeans_iterations: int = 40
+    zero_center: bool = False
 
 
 @dataclass

@@ -27,6 +27,12 @@ class Quantizer(nn.Module):
         initial = torch.linspace(-1.0, 1.0, config.num_centers)
         self.centers = nn.Parameter(initial)
         self.temperature = config.temperature_start
+        if config.zero_center:
+            self.centers.register_hook(self._hold_zero)
+
+    def _hold_zero(self, gradient: torch.Tensor) -> torch.Tensor:
+        """No gradient for a center at exactly 0, so optimisers leave it there."""
+        return gradient * (self.centers.detach() != 0)
 
     @property
     def num_centers(self) -> int:
@@ -100,6 +106,8 @@ class Quantizer(nn.Module):
                 break
             centers = updated
         centers = _spread_duplicates(torch.sort(centers).values)
+        if self.config.zero_center:
+            centers[centers.abs().argmin()] = 0.0
         self.centers.copy_(centers)
 
 
