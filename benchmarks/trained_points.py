@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import statistics
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from unicomp.api import load_codec
+from unicomp.bench.summary import finite_mean
 from unicomp.release.corpus import CORPUS
 
 
@@ -47,14 +46,10 @@ def main() -> None:
             reports.append(report)
             metrics.append(codec.modality.metrics(signal, codec.decode(data)))
         rate = statistics.fmean(r.rate for r in reports)
-        scores = "  ".join(f"{name} {_mean(m[name] for m in metrics):.4g}" for name in metrics[0])
+        scores = "  ".join(
+            f"{name} {finite_mean(m[name] for m in metrics):.4g}" for name in metrics[0]
+        )
         print(f"{point.label or 'default':>10}  weight {weight:<8g} {rate:.4f} {unit}  {scores}")
-
-
-def _mean(values: Iterable[float]) -> float:
-    """Mean of the finite values (chroma PSNR is NaN for a grey photo, PESQ without speech)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return statistics.fmean(finite) if finite else math.nan
 
 
 if __name__ == "__main__":

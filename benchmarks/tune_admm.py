@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unicomp.api import load_codec
+from unicomp.bench.summary import finite_mean
 from unicomp.core.codec import Codec
 from unicomp.core.config import merge
 from unicomp.core.points import parse_rate
@@ -87,7 +87,7 @@ def sweep(codec: Codec, signals: list[Any], rate: float | None) -> Iterator[dict
                 "settings": json.dumps(overrides),
                 "distortion": statistics.fmean(r.distortion for r in reports),
                 codec.modality.rate_unit: statistics.fmean(r.rate for r in reports),
-                **{name: _finite_mean(s[name] for s in scores) for name in scores[0]},
+                **{name: finite_mean(s[name] for s in scores) for name in scores[0]},
                 "iterations": statistics.fmean(r.iterations for r in reports),
                 "seconds": statistics.fmean(r.seconds for r in reports),
             }
@@ -118,12 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     for row in sweep(codec, signals, rate):
         print("  ".join(_cell(k, v) for k, v in row.items()), flush=True)
     return 0
-
-
-def _finite_mean(values: Iterable[float]) -> float:
-    """Mean of the finite values (chroma PSNR is NaN for grey photos, PESQ without speech)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return statistics.fmean(finite) if finite else math.nan
 
 
 def _cell(key: str, value: Any) -> str:

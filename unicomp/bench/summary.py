@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from unicomp.bench.base import Quality
@@ -154,9 +154,11 @@ def _mean_point(quality: Quality, records: Sequence[Record]) -> Point:
         quality=quality,
         items=len(records),
         rate=statistics.fmean(r.rate for r in records if r.rate is not None),
-        metrics={name: _mean([r.metrics.get(name, math.nan) for r in records]) for name in names},
-        encode_seconds=_mean([r.encode_seconds for r in records]),
-        decode_seconds=_mean([r.decode_seconds for r in records]),
+        metrics={
+            name: finite_mean(r.metrics.get(name, math.nan) for r in records) for name in names
+        },
+        encode_seconds=finite_mean(r.encode_seconds for r in records),
+        decode_seconds=finite_mean(r.decode_seconds for r in records),
         encode_peak_bytes=_max([r.encode_peak_bytes for r in records]),
         decode_peak_bytes=_max([r.decode_peak_bytes for r in records]),
         encode_seconds_per_unit=_ratio(encode, sizes),
@@ -164,8 +166,9 @@ def _mean_point(quality: Quality, records: Sequence[Record]) -> Point:
     )
 
 
-def _mean(values: Sequence[float | None]) -> float:
-    """Mean of the finite values (PESQ is NaN where it finds no speech); NaN if none."""
+def finite_mean(values: Iterable[float | None]) -> float:
+    """Mean of the finite values (PESQ is NaN where it finds no speech, chroma PSNR for a
+    grey photo); NaN if none."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return statistics.fmean(finite) if finite else math.nan
 
