@@ -70,13 +70,19 @@ def count_contexts(indices: torch.Tensor, num_symbols: int) -> torch.Tensor:
     return counts.reshape(channels * count, num_symbols)
 
 
+def smoothed_counts(counts: torch.Tensor) -> torch.Tensor:
+    """Symbol counts (..., contexts, K) of one channel's contexts, each context given
+    PRIOR_ELEMENTS elements of the channel's (add-one smoothed) distribution."""
+    channel_pmf = counts.sum(-2, keepdim=True) + 1.0
+    channel_pmf = channel_pmf / channel_pmf.sum(-1, keepdim=True)
+    return counts + PRIOR_ELEMENTS * channel_pmf
+
+
 def tables_from_counts(counts: torch.Tensor, channels: int) -> EntropyTables:
     """Context tables from :func:`count_contexts` sums, each context smoothed towards its
     channel's distribution."""
     per_channel = counts.reshape(channels, -1, counts.shape[-1])
-    channel_pmf = per_channel.sum(1, keepdim=True) + 1.0
-    channel_pmf = channel_pmf / channel_pmf.sum(-1, keepdim=True)
-    return EntropyTables.from_counts((per_channel + PRIOR_ELEMENTS * channel_pmf).flatten(0, 1))
+    return EntropyTables.from_counts(smoothed_counts(per_channel).flatten(0, 1))
 
 
 def fit_tables(indices: Sequence[torch.Tensor], num_symbols: int) -> EntropyTables:

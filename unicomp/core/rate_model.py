@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unicomp.core.context_coding import PRIOR_ELEMENTS, context_count, contexts
+from unicomp.core.context_coding import context_count, contexts, smoothed_counts
 
 #: Each step's statistics weigh this much in the moving average (~1/DECAY steps' memory).
 DECAY = 0.02
@@ -63,9 +63,7 @@ class ContextRateModel(nn.Module):
         """Bits of every (point, channel, context, symbol), from the counts of about
         the last 1/DECAY steps, each context smoothed towards its channel's
         distribution as the released tables are (core/context_coding.py)."""
-        counts = self.counts / DECAY
-        channel = counts.sum(2, keepdim=True) + 1.0
-        mixed = counts + PRIOR_ELEMENTS * channel / channel.sum(-1, keepdim=True)
+        mixed = smoothed_counts(self.counts / DECAY)
         return -torch.log2(mixed / mixed.sum(-1, keepdim=True))
 
     def _cells(self, indices: torch.Tensor) -> torch.Tensor:
