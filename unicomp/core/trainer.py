@@ -91,11 +91,13 @@ class PointGains(nn.Module):
 @dataclass
 class Forward:
     """What one pass of the autoencoder gives the losses: x̂, the latent z, its
-    quantized values, and (rate-aware, quantizing) each item's bits per element."""
+    quantized values, and (quantizing) its hard indices and (rate-aware) each item's
+    bits per element."""
 
     x_hat: torch.Tensor
     z: torch.Tensor
     quantized: torch.Tensor
+    indices: torch.Tensor | None
     bits: torch.Tensor | None
 
 
@@ -132,12 +134,13 @@ class Autoencoder(nn.Module):
         latent = quantized
         if self.gains is not None:
             latent = scale_channels(quantized, self.gains.input(points))
-        bits = None
-        if self.rate_model is not None and mode != "float":
+        indices = bits = None
+        if mode != "float":
             indices = self.quantizer.indices(z)
-            assignment = self.quantizer.assignment(z, move_centers=False)
-            bits = self.rate_model(assignment, indices, points)
-        return Forward(self.generator(latent), z, quantized, bits)
+            if self.rate_model is not None:
+                assignment = self.quantizer.assignment(z, move_centers=False)
+                bits = self.rate_model(assignment, indices, points)
+        return Forward(self.generator(latent), z, quantized, indices, bits)
 
 
 @dataclass
@@ -474,18 +477,18 @@ class Trainer:
         points = self._points_of_step(x.shape[0])
         with self._autocast():
             out = self.autoencoder_ddp(x, phase, points)
-        z, quantized, bits = out.z, out.quantized, out.bits
+        z, quantized, indices, bits = out.z, out.quantized, out.indices, out.bits
         x_hat = out.x_hat.float()  # losses in float32 whatever the networks computed in
         reconstruction = self.modality.distortion(x_hat, x).mean()
         losses = {"reconstruction": float(reconstruction.detach())}
         loss_g = settings.reconstruction_weight * reconstruction
-        if phase != "float":
+        if indices is not None:
             # Straight-through gradients exert no pull towards the centers; without this
             # term the encoder's outputs drift without bound (as in VQ-VAE).
             commitment = ((z - quantized.detach()) ** 2).mean()
             loss_g = loss_g + settings.commitment_weight * commitment
             losses["commitment"] = float(commitment.detach())
-            self._count(quantizer.indices(z).cpu(), points.cpu())
+            self._count(indices.cpu(), points.cpu())
         if bits is not None:
             loss_g = loss_g + (self.rate_weights.to(bits.device)[points] * bits).mean()
             losses["bits"] = float(bits.detach().mean())
