@@ -18,6 +18,7 @@ the process group on every exit (:func:`process_group`), and a job torchrun rest
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -34,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from unicomp.core import context_coding
 from unicomp.core.checkpoint import Model, load_state, save_model, save_state
+from unicomp.core.clipping import GradientGuard
 from unicomp.core.coders import CONTEXT, PER_CHANNEL
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import BatchSchedule, CropDataset
@@ -300,6 +302,7 @@ class Trainer:
             groups.append({"params": gain_parameters, "lr_scale": GAIN_LR_SCALE})
         self.optimizer_g = torch.optim.Adam(groups, lr=lr, betas=(beta1, beta2))
         self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, beta2))
+        self.guard_g, self.guard_d = GradientGuard(), GradientGuard()
         # Index statistics per operating point, which become its entropy tables.
         points = self.point_count
         self.counts = torch.zeros(points, channels, symbols, dtype=torch.float64)
@@ -336,6 +339,10 @@ class Trainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.optimizer_g.load_state_dict(state["optimizer_g"])
         self.optimizer_d.load_state_dict(state["optimizer_d"])
+        # States saved before clipping lack the guards; they then learn from here on.
+        if "guard_g" in state:
+            self.guard_g.load_state_dict(state["guard_g"])
+            self.guard_d.load_state_dict(state["guard_d"])
         self.counts = state["counts"].clone()
         # States saved before context coding lack these; they then count from here on.
         self.context_counts = state.get("context_counts", self.context_counts).clone()
@@ -396,6 +403,8 @@ class Trainer:
             "discriminator": self.discriminator.state_dict(),
             "optimizer_g": self.optimizer_g.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
+            "guard_g": self.guard_g.state_dict(),
+            "guard_d": self.guard_d.state_dict(),
             "counts": self.counts,
             "context_counts": self.context_counts,
             "rng": torch.get_rng_state(),
@@ -519,7 +528,7 @@ class Trainer:
             )
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        self.optimizer_g.step()
+        losses["gradient_g"] = _guarded_step(self.optimizer_g, self.guard_g)
         losses["generator"] = float(loss_g.detach())
         return losses
 
@@ -545,7 +554,7 @@ class Trainer:
         loss = discriminator_loss(real, fake)
         self.optimizer_d.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer_d.step()
+        _guarded_step(self.optimizer_d, self.guard_d)
         return loss.detach()
 
     def _autocast(self) -> AbstractContextManager[None]:
@@ -573,9 +582,11 @@ class Trainer:
 
         Quantization changes the size of the encoder's gradients by orders of magnitude;
         second moments adapt over ~1/(1 - beta2) steps, so stale ones would turn the
-        first hard-phase steps into huge jumps that wreck the autoencoder.
+        first hard-phase steps into huge jumps that wreck the autoencoder. The gradient
+        guard forgets its average norm for the same reason.
         """
         self.optimizer_g.state.clear()
+        self.guard_g.reset()
 
     @torch.no_grad()
     def _initialise_centers(self) -> None:
@@ -600,6 +611,16 @@ class Trainer:
 
     def _card(self) -> dict[str, Any]:
         return {**self.card, "training": {**self.card.get("training", {}), "steps": self.step}}
+
+
+def _guarded_step(optimizer: torch.optim.Optimizer, guard: GradientGuard) -> float:
+    """Clip the optimizer's gradients (core/clipping.py) and step, unless they are not
+    finite; return their norm before clipping."""
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = guard.clip(parameters)
+    if math.isfinite(norm):
+        optimizer.step()
+    return norm
 
 
 def train(
