@@ -35,7 +35,8 @@ class GradientGuard:
         """Clip the gradients in place; return their norm before clipping (NaN or inf:
         the step must be skipped, and the average is left as it was)."""
         with_gradients = [p for p in parameters if p.grad is not None]
-        norm = float(torch.nn.utils.get_total_norm([p.grad for p in with_gradients]))
+        gradients = [p.grad for p in with_gradients if p.grad is not None]
+        norm = float(torch.nn.utils.get_total_norm(gradients))
         if not math.isfinite(norm):
             return norm
         limit = math.inf if self.average is None else CLIP_FACTOR * self.average
