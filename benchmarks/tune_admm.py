@@ -1,4 +1,4 @@
-"""Compare latent search settings (AdmmConfig) on TRAIN data, to choose the defaults.
+"""Compare latent search settings (AdmmConfig: straight-through or ADMM) on TRAIN data.
 
     .venv/bin/python benchmarks/tune_admm.py --modality image --limit 4
     .venv/bin/python benchmarks/tune_admm.py --modality speech --rate 1.5kbps \
@@ -47,19 +47,17 @@ SETTINGS: dict[str, tuple[dict[str, Any], ...]] = {
     "image": (
         {"iterations": 0},
         {},
-        {"learning_rate": 0.05},
-        {"learning_rate": 0.1},
-        {"learning_rate": 0.3},
-        {"rho": 0.02},
-        {"inner_steps": 2},
-        {"iterations": 12, "time_budget": None},
+        {"learning_rate": 0.03},
+        {"learning_rate": 0.07},
+        {"iterations": 16, "time_budget": None},
+        {"method": "admm", "iterations": 6, "inner_steps": 1, "learning_rate": 0.15},
     ),
     "speech": (
         {"iterations": 0},
         {},
-        {"learning_rate": 0.05},
-        {"learning_rate": 0.2},
-        {"iterations": 20},
+        {"learning_rate": 0.02},
+        {"iterations": 40},
+        {"method": "admm", "iterations": 10, "inner_steps": 2, "learning_rate": 0.1},
     ),
 }
 

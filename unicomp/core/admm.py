@@ -117,29 +117,15 @@ def admm_search(
     window: with the weight fixed, iterates drift out of it and none can be sent).
     """
     centers = quantizer.centers.detach()
-    rate_weight = rate_weight if bits is not None else 0.0
-    if rate is None and bits is not None:
-        rate = partial(mean_code_length, bits=bits)
     started = time.monotonic()
-    with frozen(generator), torch.no_grad():
-        best_indices = project(z0, centers, bits, rate_weight)
-        best_distortion = distortion(generator(centers[best_indices]), x)
-        # With ``admissible`` the window holds the rate, so bits are not priced at all.
-        priced_rate = rate if rate_weight > 0 and admissible is None else None
-        price = torch.zeros_like(best_distortion)
-        if priced_rate is not None:
-            latent_error = ((z0 - centers[best_indices]) ** 2).flatten(1).mean(dim=1)
-            price = rate_weight * best_distortion / latent_error.clamp_min(1e-12)
-
-        def cost(indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-            return value if priced_rate is None else value + price * priced_rate(indices)
-
-        best_cost = cost(best_indices, best_distortion)
+    incumbent = Incumbent(
+        generator, distortion, x, z0, centers, bits, rate_weight, rate, admissible
+    )
     if config.iterations <= 0:
-        return SearchResult(best_indices, best_distortion, 0)
-
+        return incumbent.result(0)
+    rate_weight = incumbent.rate_weight
     z = z0.detach().clone().requires_grad_(True)
-    target = centers[best_indices]
+    target = centers[incumbent.indices]
     dual = torch.zeros_like(z)
     rho = config.rho
     stale = 0
@@ -151,7 +137,7 @@ def admm_search(
                 loss = distortion(generator(z), x) + 0.5 * rho * penalty
                 (gradient,) = torch.autograd.grad(loss.sum(), z)
                 with torch.no_grad():
-                    z -= config.learning_rate * _per_item_unit_rms(gradient)
+                    z -= config.learning_rate * per_item_unit_rms(gradient)
             with torch.no_grad():
                 if projector is not None:
                     indices = projector(z + dual)
@@ -159,31 +145,84 @@ def admm_search(
                     indices = project(z + dual, centers, bits, rate_weight)
                 target = centers[indices]
                 dual += z - target
-                value = distortion(generator(target), x)
-                candidate = cost(indices, value)
-                better = candidate < best_cost
-                if admissible is not None:
-                    better &= admissible(indices).to(better.device)
-                best_cost = torch.where(better, candidate, best_cost)
-                best_distortion = torch.where(better, value, best_distortion)
-                mask = better.reshape((-1,) + (1,) * (indices.dim() - 1))
-                best_indices = torch.where(mask, indices, best_indices)
+                better = incumbent.offer(indices, distortion(generator(target), x))
                 # Scaled dual variable: u = y / rho must be rescaled when rho changes.
                 new_rho = rho * config.rho_growth
                 dual *= rho / new_rho
                 rho = new_rho
             if on_iteration is not None:
-                on_iteration(iteration, best_cost)
+                on_iteration(iteration, incumbent.cost)
             stale = 0 if bool(better.any()) else stale + 1
-            out_of_time = (
-                config.time_budget is not None and time.monotonic() - started > config.time_budget
-            )
-            if stale >= config.patience or out_of_time:
+            if stale >= config.patience or out_of_time(config, started):
                 break
-    return SearchResult(best_indices, best_distortion, iteration)
+    return incumbent.result(iteration)
 
 
-def _per_item_unit_rms(gradient: torch.Tensor) -> torch.Tensor:
+class Incumbent:
+    """The best iterate seen so far for every signal of a batch, starting from the
+    projection of the encoder's output ``z0``: only feasible indices are ever kept.
+
+    Without a rate term "best" is the least distortion; at a rate-weighted point it is
+    the least distortion plus the converted price of the bits (see the module
+    docstring). With ``admissible`` the window holds the rate, so bits are not priced,
+    and only admissible iterates may replace the start.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        distortion: Distortion,
+        x: torch.Tensor,
+        z0: torch.Tensor,
+        centers: torch.Tensor,
+        bits: torch.Tensor | None,
+        rate_weight: float,
+        rate: Callable[[torch.Tensor], torch.Tensor] | None,
+        admissible: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> None:
+        self.rate_weight = rate_weight if bits is not None else 0.0
+        if rate is None and bits is not None:
+            rate = partial(mean_code_length, bits=bits)
+        self.admissible = admissible
+        with frozen(generator), torch.no_grad():
+            self.indices = project(z0, centers, bits, self.rate_weight)
+            self.distortion = distortion(generator(centers[self.indices]), x)
+            self.priced_rate = rate if self.rate_weight > 0 and admissible is None else None
+            self.price = torch.zeros_like(self.distortion)
+            if self.priced_rate is not None:
+                latent_error = ((z0 - centers[self.indices]) ** 2).flatten(1).mean(dim=1)
+                self.price = self.rate_weight * self.distortion / latent_error.clamp_min(1e-12)
+            self.cost = self._cost(self.indices, self.distortion)
+
+    def _cost(self, indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        if self.priced_rate is None:
+            return value
+        return value + self.price * self.priced_rate(indices)
+
+    @torch.no_grad()
+    def offer(self, indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """Keep ``indices`` for the signals whose cost they lower (``value``: their
+        distortion); return which did."""
+        candidate = self._cost(indices, value)
+        better = candidate < self.cost
+        if self.admissible is not None:
+            better &= self.admissible(indices).to(better.device)
+        self.cost = torch.where(better, candidate, self.cost)
+        self.distortion = torch.where(better, value, self.distortion)
+        mask = better.reshape((-1,) + (1,) * (indices.dim() - 1))
+        self.indices = torch.where(mask, indices, self.indices)
+        return better
+
+    def result(self, iterations: int) -> SearchResult:
+        return SearchResult(self.indices, self.distortion, iterations)
+
+
+def out_of_time(config: AdmmConfig, started: float) -> bool:
+    """Whether a search begun at ``started`` (time.monotonic) has spent its budget."""
+    return config.time_budget is not None and time.monotonic() - started > config.time_budget
+
+
+def per_item_unit_rms(gradient: torch.Tensor) -> torch.Tensor:
     """``gradient`` (batch, ...) scaled so that each item's root mean square is 1."""
     rms = gradient.pow(2).flatten(1).mean(dim=1).sqrt().clamp_min(1e-12)
     return gradient / rms.reshape(-1, *(1,) * (gradient.dim() - 1))

@@ -19,12 +19,13 @@ from typing import Any
 import torch
 
 from unicomp.core import container, kernels
-from unicomp.core.admm import admm_search, project
+from unicomp.core.admm import project
 from unicomp.core.checkpoint import Model, load_model
 from unicomp.core.coders import coder_field, parse_coder_field
 from unicomp.core.file_rate import OutOfReach, climb, fit_weight, rungs, start_weight, window
 from unicomp.core.modality import Modality, SideInfo, signal_size
 from unicomp.core.points import OperatingPoint, parse_rate, rate_range
+from unicomp.core.search import SEARCHES
 from unicomp.errors import FormatError, InputError, ModelError, UsageError
 
 
@@ -168,7 +169,7 @@ class Codec:
             def callback(iteration: int, _: torch.Tensor) -> None:
                 on_iteration(iteration, search.iterations)
 
-        result = admm_search(
+        result = SEARCHES[search.method](
             point.generator,
             self.modality.distortion,
             x,

@@ -17,6 +17,10 @@ Mode = Literal["float", "soft", "hard"]
 EFFORTS = ("fast", "default", "best")
 #: ``--effort best`` runs this many times the default search's iterations and patience.
 BEST_SCALE = 10
+#: The latent searches (core/search.py); cards that name none mean ADMM, the only one
+#: before straight-through steps.
+SEARCH_METHODS = ("straight-through", "admm")
+LEGACY_SEARCH_METHOD = "admm"
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,14 +50,17 @@ class QuantizerConfig:
 
 @dataclass
 class AdmmConfig:
-    """Budget and schedule of the per-signal latent search (see core/admm.py).
+    """Budget and schedule of the per-signal latent search (see core/search.py).
 
-    ``learning_rate`` is the root-mean-square size of each z-step's move of a signal's
-    latent. ``time_budget`` caps the default search in seconds; ``best_seconds`` caps
-    ``--effort best`` per unit of signal size (the modality's ``size``: seconds per
-    second of audio, per megapixel), None meaning no cap.
+    ``method`` is ``straight-through`` or ``admm``; ``inner_steps``, ``rho``,
+    ``rho_growth`` and ``patience`` are ADMM's alone. ``learning_rate`` is the
+    root-mean-square size of each z-step's move of a signal's latent. ``time_budget``
+    caps the default search in seconds; ``best_seconds`` caps ``--effort best`` per
+    unit of signal size (the modality's ``size``: seconds per second of audio, per
+    megapixel), None meaning no cap.
     """
 
+    method: str = "straight-through"
     iterations: int = 30
     inner_steps: int = 4
     learning_rate: float = 0.05
@@ -62,6 +69,12 @@ class AdmmConfig:
     patience: int = 8
     time_budget: float | None = None
     best_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in SEARCH_METHODS:
+            raise UsageError(
+                f"unknown search method {self.method!r} (known: {', '.join(SEARCH_METHODS)})"
+            )
 
     def at_effort(self, effort: str, size: float | None) -> AdmmConfig:
         """The search an ``--effort`` asks for, like AVIF's speeds or x264's presets:
@@ -154,14 +167,16 @@ class ModelConfig:
         """Rebuild from a model card; unknown keys are errors, not silently ignored.
 
         Cards of the first format kept the points' weights here (``operating_points``,
-        label → weight, and ``admm.rate_weight``); the labels become ``rates``.
+        label → weight, and ``admm.rate_weight``); the labels become ``rates``. Cards
+        that name no search method were made for ADMM.
         """
         data = dict(data)
         legacy = data.pop("operating_points", None)
         if isinstance(legacy, Mapping) and "rates" not in data:
             data["rates"] = list(legacy)
         if isinstance(data.get("admm"), Mapping):
-            data["admm"] = {k: v for k, v in data["admm"].items() if k != "rate_weight"}
+            admm = {k: v for k, v in data["admm"].items() if k != "rate_weight"}
+            data["admm"] = {"method": LEGACY_SEARCH_METHOD, **admm}
         return merge(cls(name=str(data["name"]), modality=str(data["modality"])), data)
 
 

@@ -106,17 +106,13 @@ class SpeechModality:
             network=dict(DEFAULT_NETWORK),
             rates=["2kbps", "1kbps"],
             quantizer=QuantizerConfig(num_centers=16),
-            # Tuned on 3 train clips (step-1800 model; mean L1 / encode s per s, busy
-            # machine): no search 0.210 / 0.03; 10 x 3 steps, lr 0.02, rho 0.5 0.188 /
-            # 0.90; 20 x 2, lr 0.05 0.186 / 1.39; 10 x 2, lr 0.1, rho 0.2 0.183 / 0.64
-            # (compare: benchmarks/tune_admm.py --modality speech). With normalised
-            # steps (core/admm.py), lr 0.1 against 0.05 and 0.2 on six train clips at 2
-            # kbit/s: PESQ-WB +0.02 over the encoder output (0.0, 0.0), STOI +0.005
-            # (+0.009, 0.0); 0.2 found nothing better than the encoder output.
+            # On six 10 s train clips at 2 kbit/s (benchmarks/tune_admm.py --modality
+            # speech), over the encoder's output: 20 straight-through steps
+            # (core/search.py) of 0.008 rms gained PESQ-WB +0.10 and STOI +0.012, of
+            # 0.02 +0.11 and +0.010, of 0.05 +0.08 and +0.008, of 0.3 nothing; ADMM (10
+            # x 2 steps of 0.1, rho 0.2) +0.016 and +0.005.
             # --effort best: up to 2 s per second of audio.
-            admm=AdmmConfig(
-                iterations=10, inner_steps=2, learning_rate=0.1, rho=0.2, best_seconds=2.0
-            ),
+            admm=AdmmConfig(iterations=20, learning_rate=0.008, best_seconds=2.0),
             train=TrainConfig(
                 float_steps=1500,
                 soft_steps=1500,
