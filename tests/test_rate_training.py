@@ -15,10 +15,13 @@ from unicomp.core.blends import blend, blend_label
 from unicomp.core.calibration import START_MARGIN, calibrate_points, measure
 from unicomp.core.checkpoint import load_model, save_model, sha256_file
 from unicomp.core.codec import Codec
+from unicomp.core.config import QuantizerConfig
 from unicomp.core.data import CropDataset
 from unicomp.core.gains import GainedGenerator
 from unicomp.core.points import parse_rate
+from unicomp.core.quantizer import Quantizer
 from unicomp.core.rate_model import ContextRateModel
+from unicomp.core.trainer import Autoencoder, PointGains
 from unicomp.errors import FormatError, ModelError
 
 
@@ -45,6 +48,29 @@ def test_the_rate_term_prices_each_element_by_its_context() -> None:
     rate_model.eval()
     rate_model(soft, steady, torch.tensor([0])).sum().backward()
     assert soft.grad is not None and (soft.grad[..., 1] > soft.grad[..., 0]).all()
+
+
+def test_a_gain_learns_the_step_from_the_quantization_residual() -> None:
+    """Tied gains see the quantizer's step under straight-through gradients (LSQ): the
+    gradient of a point's log gain is the loss's gradient times the residual, so for a
+    squared error -2 * sum(residual^2) per channel at gain 1; the commitment loss never
+    reaches the gains."""
+    x = torch.tensor([[[0.3, -0.8, 0.55]], [[0.9, -0.2, 0.1]]], requires_grad=True)
+    quantizer = Quantizer(QuantizerConfig(num_centers=3))
+    with torch.no_grad():
+        quantizer.centers.copy_(torch.tensor([-1.0, 0.0, 1.0]))
+    gains = PointGains(torch.tensor([0.01, 1.0]), channels=1)
+    with torch.no_grad():
+        gains.log_latent.zero_()
+    autoencoder = Autoencoder(torch.nn.Identity(), quantizer, torch.nn.Identity(), gains)
+    out = autoencoder(x, "hard", torch.zeros(2, dtype=torch.long))
+    ((out.z - out.quantized.detach()) ** 2).mean().backward(retain_graph=True)
+    assert gains.log_latent.grad is None
+    ((out.x_hat - x.detach()) ** 2).sum().backward()
+    residual = x.detach() - quantizer.dequantize(quantizer.indices(x))
+    expected = -2 * (residual**2).sum()
+    assert float(gains.log_latent.grad[0, 0]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(gains.log_latent.grad[1, 0]) == 0.0  # a point not in the batch
 
 
 def test_points_trained_at_larger_rate_weights_code_smaller_files(

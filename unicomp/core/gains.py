@@ -6,7 +6,8 @@ operating point with one gain per latent channel, as gained variable-rate codecs
 output is multiplied by the point's *latent gain* before it is quantized, so a small
 gain packs a channel onto fewer centers (fewer bits, coarser), and the centers are
 multiplied by the point's *input gain* on their way into the generator, which undoes
-the scaling. Latent gains are encoder-side only; the input gain is a parameter of the
+the scaling (training ties it to the inverse of the latent gain, core/trainer.py, and
+calibration may tune it apart). Latent gains are encoder-side only; the input gain is a parameter of the
 point's generator (:class:`GainedGenerator`), so a decoder needs nothing new.
 """
 

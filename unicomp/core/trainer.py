@@ -68,33 +68,45 @@ class PointGains(nn.Module):
     """The per-channel gains of the operating points trained at ``rate_weights``
     (core/gains.py), kept as logarithms so that they stay positive.
 
+    A point's input gain is the inverse of its latent gain: the generator sees the
+    centers at the encoder's scale, and only the quantizer's step relative to the latent
+    changes. Tied so, the straight-through gradient of a gain is the quantization
+    residual, which prices the step (as LSQ learns step sizes, Esser et al., ICLR
+    2020). Learned apart, a latent gain and its input gain trade against each other at
+    no cost under straight-through gradients, blind to the step: image-v2's four points,
+    500 times apart in weight, drifted to the same gains (0.62-0.69) and the same rates
+    within 3500 hard steps, pulled down alike by the commitment loss.
+
     A point's latent gain starts at λ^(-GAIN_EXPONENT) relative to the geometric mean
-    weight λ, its input gain at the inverse. Learned from 1, the gains of points 30
-    times apart in weight had moved 5 % apart after 500 steps. (High-rate theory says
-    λ^(-1/2): the distortion of a quantizer of step Δ is ∝ Δ² and its rate falls by a
-    bit per doubling of Δ, so λ = -dD/dR ∝ Δ². Started there, the image model's gains
-    moved back to about λ^(-0.3) within 2000 steps.)
+    weight λ. Learned from 1, the gains of points 30 times apart in weight had moved 5 %
+    apart after 500 steps. (High-rate theory says λ^(-1/2): the distortion of a quantizer
+    of step Δ is ∝ Δ² and its rate falls by a bit per doubling of Δ, so λ = -dD/dR ∝ Δ².
+    Started there, the image model's gains moved back to about λ^(-0.3) within 2000
+    steps.)
     """
 
     def __init__(self, rate_weights: torch.Tensor, channels: int) -> None:
         super().__init__()
         logs = -GAIN_EXPONENT * (rate_weights.log() - rate_weights.log().mean())
-        start = logs.unsqueeze(1).expand(-1, channels)
-        self.log_latent = nn.Parameter(start.clone())
-        self.log_input = nn.Parameter(-start.clone())
+        self.log_latent = nn.Parameter(logs.unsqueeze(1).expand(-1, channels).clone())
 
     def latent(self, points: torch.Tensor) -> torch.Tensor:
         return self.log_latent[points].exp()
 
     def input(self, points: torch.Tensor) -> torch.Tensor:
-        return self.log_input[points].exp()
+        return (-self.log_latent[points]).exp()
 
 
 @dataclass
 class Forward:
     """What one pass of the autoencoder gives the losses: x̂, the latent z, its
     quantized values, and (quantizing) its hard indices and (rate-aware) each item's
-    bits per element."""
+    bits per element.
+
+    ``z`` carries no gradient to the point gains: the commitment loss is the encoder's
+    leash alone. Through the gains it would shrink every point's latents alike, a rate
+    penalty blind to the points' weights.
+    """
 
     x_hat: torch.Tensor
     z: torch.Tensor
@@ -124,14 +136,19 @@ class Autoencoder(nn.Module):
 
     def latent(self, x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The latent the quantizer gets: the encoder's output at each item's point."""
-        z = self.encoder(x).float()  # the quantizer works in float32, under autocast too
-        if self.gains is not None:
-            z = scale_channels(z, self.gains.latent(points))
-        return z
+        return self._latents(x, points)[0]
+
+    def _latents(self, x: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The latent, and the same values without gradient to the gains (Forward.z)."""
+        encoded = self.encoder(x).float()  # the quantizer works in float32, under autocast too
+        if self.gains is None:
+            return encoded, encoded
+        gain = self.gains.latent(points)
+        return scale_channels(encoded, gain), scale_channels(encoded, gain.detach())
 
     def forward(self, x: torch.Tensor, mode: Mode, points: torch.Tensor) -> Forward:
         """x, coded at each item's operating point ``points`` (batch,)."""
-        z = self.latent(x, points)
+        z, leashed = self._latents(x, points)
         quantized = self.quantizer(z, mode)
         latent = quantized
         if self.gains is not None:
@@ -142,7 +159,7 @@ class Autoencoder(nn.Module):
             if self.rate_model is not None:
                 assignment = self.quantizer.assignment(z, move_centers=False)
                 bits = self.rate_model(assignment, indices, points)
-        return Forward(self.generator(latent), z, quantized, indices, bits)
+        return Forward(self.generator(latent), leashed, quantized, indices, bits)
 
 
 @dataclass
