@@ -7,8 +7,9 @@ output is multiplied by the point's *latent gain* before it is quantized, so a s
 gain packs a channel onto fewer centers (fewer bits, coarser), and the centers are
 multiplied by the point's *input gain* on their way into the generator, which undoes
 the scaling (training ties it to the inverse of the latent gain, core/trainer.py, and
-calibration may tune it apart). Latent gains are encoder-side only; the input gain is a parameter of the
-point's generator (:class:`GainedGenerator`), so a decoder needs nothing new.
+calibration may tune it apart). Latent gains are encoder-side only; the input gain is a
+parameter of the point's generator (:class:`GainedGenerator`), so a decoder needs
+nothing new.
 """
 
 from __future__ import annotations
