@@ -8,7 +8,9 @@ reports the bits the training tables price, which lag the model; this codes the
 recipe's measured calibration signals (train split, never evaluate) at every point of
 the run's latest checkpoint, encoder output only (``--effort fast``; the search would
 move every point alike), and prints each point's mean file rate and metrics: whether
-the weights span the rates the release is to serve, before the run ends.
+the weights span the rates the release is to serve, before the run ends. Speech is
+reported over all signals and per group (wideband prompts, their narrowband copies):
+what a point spends on a band the file does not have.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import argparse
 import importlib
 import statistics
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from unicomp.api import load_codec
 from unicomp.bench.summary import finite_mean
+from unicomp.core.codec import Codec
 from unicomp.release.corpus import CORPUS
 
 
@@ -39,17 +43,27 @@ def main() -> None:
     steps = codec.model.card.get("training", {}).get("steps")
     print(f"{codec.name} at step {steps}: {len(signals)} train signals, encoder output")
     unit = codec.modality.rate_unit
-    for point, weight in zip(codec.model.points, weights, strict=False):
-        reports, metrics = [], []
+    group_of = getattr(codec.modality, "bench_group", None)
+    groups = {"all": signals}
+    if group_of is not None:  # speech: narrowband copies apart from their wideband prompts
         for signal in signals:
-            data, report = codec.encode(signal, operating_point=point.label, effort="fast")
-            reports.append(report)
-            metrics.append(codec.modality.metrics(signal, codec.decode(data)))
-        rate = statistics.fmean(r.rate for r in reports)
-        scores = "  ".join(
-            f"{name} {finite_mean(m[name] for m in metrics):.4g}" for name in metrics[0]
-        )
-        print(f"{point.label or 'default':>10}  weight {weight:<8g} {rate:.4f} {unit}  {scores}")
+            groups.setdefault(group_of(signal), []).append(signal)
+    for point, weight in zip(codec.model.points, weights, strict=False):
+        coded = {id(s): _code(codec, s, point.label) for s in signals}
+        for group, members in groups.items():
+            rate = statistics.fmean(coded[id(s)][0] for s in members)
+            metrics = [coded[id(s)][1] for s in members]
+            scores = "  ".join(
+                f"{name} {finite_mean(m[name] for m in metrics):.4g}" for name in metrics[0]
+            )
+            label = point.label or "default"
+            print(f"{label:>10}  weight {weight:<8g} {group:>10} {rate:.4f} {unit}  {scores}")
+
+
+def _code(codec: Codec, signal: Any, label: str | None) -> tuple[float, dict[str, float]]:
+    """The rate and metrics of ``signal`` coded at point ``label`` from the encoder's output."""
+    data, report = codec.encode(signal, operating_point=label, effort="fast")
+    return report.rate, codec.modality.metrics(signal, codec.decode(data))
 
 
 if __name__ == "__main__":
