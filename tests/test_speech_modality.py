@@ -22,8 +22,7 @@ from unicomp.core.codec import Codec
 from unicomp.core.config import merge
 from unicomp.core.trainer import train
 from unicomp.errors import FormatError, InputError
-from unicomp.modalities.base import bench_group, search_distortion
-from unicomp.modalities.speech import dsp
+from unicomp.modalities.base import bench_group
 from unicomp.modalities.speech import modality as modality_module
 from unicomp.modalities.speech.modality import DEFAULT_MODEL, SpeechModality, SpeechSignal
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, TILE_FRAMES
@@ -252,22 +251,3 @@ def test_cli_round_trip(tiny_model: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     info = sf.info(str(restored))
     assert (info.samplerate, info.frames, info.channels) == (8000, 8000, 1)
-
-
-def test_the_search_of_a_narrowband_file_ignores_the_bands_it_lacks() -> None:
-    """Above a file's Nyquist frequency the decoder's resampling drops every band, so the
-    latent search's distortion must not pay for errors there; a wideband file keeps
-    the training distortion."""
-    modality = SpeechModality()
-    assert modality.search_distortion({"sr": 16000}) == modality.distortion
-    assert search_distortion(modality, {"sr": 48000}) == modality.distortion
-    narrowband = search_distortion(modality, {"sr": 8000})
-    share = dsp.mel_band_share_below(modality_module.SPECTROGRAM, 4000.0)
-    above, below = torch.tensor(share == 0), torch.tensor(share == 1)
-    assert above.any() and below.any()
-    x = torch.zeros(1, len(share), 16)
-    high, low = x.clone(), x.clone()
-    high[:, above] = 1.0
-    low[:, below] = 1.0
-    assert float(narrowband(high, x)) == 0.0
-    assert float(narrowband(low, x)) > float(modality.distortion(low, x)) > 0.0

@@ -23,7 +23,7 @@ from unicomp.core.admm import project
 from unicomp.core.checkpoint import Model, load_model
 from unicomp.core.coders import coder_field, parse_coder_field
 from unicomp.core.file_rate import OutOfReach, climb, fit_weight, rungs, start_weight, window
-from unicomp.core.modality import Modality, SideInfo, search_distortion, signal_size
+from unicomp.core.modality import Modality, SideInfo, signal_size
 from unicomp.core.points import OperatingPoint, parse_rate, rate_range
 from unicomp.core.search import SEARCHES
 from unicomp.errors import FormatError, InputError, ModelError, UsageError
@@ -171,7 +171,7 @@ class Codec:
 
         result = SEARCHES[search.method](
             point.generator,
-            search_distortion(self.modality, side_info),
+            self.modality.distortion,
             x,
             z0,
             quantizer=self.model.quantizer,

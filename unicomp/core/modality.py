@@ -11,14 +11,12 @@ the unit speed is quoted per (seconds of audio, megapixels), so the bench can re
 "encode seconds per second of audio" instead of only seconds per item; and
 ``bench_group(signal) -> str | None``, the group of items the bench also reports apart
 (speech: "wideband" or "narrowband" by the file's own sample rate), because a mean over
-items that behave apart hides how each kind fares; and ``search_distortion(side_info)``,
-the distortion the latent search minimises for one signal, when part of what the
-networks model is lost anyway (speech: the bands above a narrowband file's Nyquist).
+items that behave apart hides how each kind fares.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -110,12 +108,3 @@ def bench_group(modality: Modality, signal: Any) -> str | None:
     """The group the bench also reports ``signal`` in, or None (the modality has none)."""
     group = getattr(modality, "bench_group", None)  # optional: not part of the protocol
     return group(signal) if callable(group) else None
-
-
-def search_distortion(
-    modality: Modality, side_info: SideInfo
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The distortion the latent search minimises for the signal of ``side_info``: the
-    modality's own ``search_distortion`` if it has one, else its training distortion."""
-    chosen = getattr(modality, "search_distortion", None)  # optional: not part of the protocol
-    return chosen(side_info) if callable(chosen) else modality.distortion

@@ -6,17 +6,8 @@ from unicomp.core.modality import (
     Networks,
     SideInfo,
     bench_group,
-    search_distortion,
     signal_size,
     size_unit,
 )
 
-__all__ = [
-    "Modality",
-    "Networks",
-    "SideInfo",
-    "bench_group",
-    "search_distortion",
-    "signal_size",
-    "size_unit",
-]
+__all__ = ["Modality", "Networks", "SideInfo", "bench_group", "signal_size", "size_unit"]

@@ -255,14 +255,6 @@ def _mel_np(config: SpectrogramConfig) -> np.ndarray:
     return fb
 
 
-def mel_band_share_below(config: SpectrogramConfig, hz: float) -> np.ndarray:
-    """The share of each mel band's filter weight at STFT frequencies below ``hz``
-    ``(n_mels,)``: 1 for a band wholly below, 0 for one wholly above."""
-    fb = _mel_np(config)
-    freqs = np.linspace(0.0, config.sample_rate / 2, config.n_freqs)
-    return fb[:, freqs < hz].sum(axis=1) / np.maximum(fb.sum(axis=1), 1e-12)
-
-
 def mel_filterbank(
     config: SpectrogramConfig,
     dtype: torch.dtype = torch.float32,

@@ -13,7 +13,7 @@ import io
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,25 +227,6 @@ class SpeechModality:
     def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Mean absolute log-mel error: a fixed dB-like error everywhere in the spectrum."""
         return (x_hat - x).abs().flatten(1).mean(dim=1)
-
-    def search_distortion(
-        self, side_info: Mapping[str, Any]
-    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The latent search's distortion for one file: the log-mel error of the bands
-        below the file's own Nyquist frequency. The decoder resamples to the file's rate,
-        which drops the bands above it: matching them would spend the search, and
-        through its rate control the bits, on nothing the listener gets."""
-        rate = side_info.get("sr")
-        if not isinstance(rate, int) or rate >= SAMPLE_RATE:
-            return self.distortion
-        share = torch.tensor(dsp.mel_band_share_below(SPECTROGRAM, rate / 2), dtype=torch.float32)
-
-        def in_band(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            weights = share.to(x.device).reshape(-1, 1)  # (n_mels, 1) over (batch, n_mels, t)
-            error = ((x_hat - x).abs() * weights).flatten(1).sum(dim=1)
-            return error / (weights.sum() * x.shape[-1])
-
-        return in_band
 
     def metrics(self, reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
         return speech_metrics(reference, decoded)
