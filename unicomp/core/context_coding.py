@@ -126,14 +126,14 @@ class ContextCoder:
             context = np.zeros(front.size, dtype=np.int64)
             for axis in range(axes):
                 context = context * (num_symbols + 1) + padded.flat[at - strides[axis]]
-            # Only the rows this front uses: the coder converts every table row it is
-            # handed to C++ on every call, thousands of rows for each front otherwise.
-            used, rows = np.unique(channel * count + context, return_inverse=True)
+            # Each element's own row: the coder converts every table row it is handed
+            # to C++ on every call, thousands of rows for each front otherwise.
+            rows = (channel * count + context).tolist()
             symbols = decoder.decode_stream(
-                rows.tolist(),
-                [cdfs[row] for row in used],
-                [sizes[row] for row in used],
-                [offsets[row] for row in used],
+                list(range(len(rows))),
+                [cdfs[row] for row in rows],
+                [sizes[row] for row in rows],
+                [offsets[row] for row in rows],
             )
             padded.flat[at] = symbols
         inner = (slice(None),) + (slice(1, None),) * axes
