@@ -1,4 +1,6 @@
-"""Per-signal latent search: find center indices whose decoding is closest to the signal.
+"""The paper's latent search (ADMM), and what every latent search shares: the projection
+onto the centers and the best iterate kept per signal (core/search.py holds the default,
+straight-through search, and chooses between them).
 
 The encoder's output is only a starting point: the generator is frozen and the latent is
 refined by back-propagation, under the constraint that every element sits on a center.
