@@ -21,7 +21,7 @@ from unicomp.core.gains import GainedGenerator
 from unicomp.core.points import parse_rate
 from unicomp.core.quantizer import Quantizer
 from unicomp.core.rate_model import ContextRateModel
-from unicomp.core.trainer import Autoencoder, PointGains
+from unicomp.core.trainer import GAIN_BOUND, GAIN_EXPONENT, Autoencoder, PointGains
 from unicomp.errors import FormatError, ModelError
 
 
@@ -203,3 +203,15 @@ def test_crops_of_large_signals_are_shown_at_many_scales() -> None:
     # A signal no larger than the crop is never scaled.
     small = CropDataset([ramp[:, :64]], [64]).sample(0, torch.Generator(), max_downscale=8.0)
     assert small.equal(ramp[:, :64])
+
+
+def test_point_gains_start_at_their_weights_and_stay_bounded() -> None:
+    weights = torch.tensor([0.03, 0.003, 0.3, 1.5])
+    gains = PointGains(weights, channels=2)
+    everyone = torch.arange(4)
+    expected = (weights / weights.log().mean().exp()) ** -GAIN_EXPONENT
+    assert torch.allclose(gains.latent(everyone)[:, 0], expected, rtol=1e-5)
+    assert torch.allclose(gains.input(everyone), 1 / gains.latent(everyone))
+    with torch.no_grad():
+        gains.log_latent.fill_(1e6)
+    assert float(gains.latent(everyone).detach().max()) <= GAIN_BOUND

@@ -62,6 +62,10 @@ KMEANS_BATCHES = 8
 GAIN_LR_SCALE = 10.0
 #: How the point gains start (see :class:`PointGains`).
 GAIN_EXPONENT = 0.3
+#: A latent gain stays within this factor of 1 either way. Unbounded, the gains of
+#: channels whose encoder output was dying grew to 9300 in image-v2's run 2, the
+#: commitment loss spiked to 7400, and the model collapsed near step 5800.
+GAIN_BOUND = 16.0
 
 
 class PointGains(nn.Module):
@@ -88,13 +92,20 @@ class PointGains(nn.Module):
     def __init__(self, rate_weights: torch.Tensor, channels: int) -> None:
         super().__init__()
         logs = -GAIN_EXPONENT * (rate_weights.log() - rate_weights.log().mean())
-        self.log_latent = nn.Parameter(logs.unsqueeze(1).expand(-1, channels).clone())
+        bound = math.log(GAIN_BOUND)
+        raw = bound * torch.atanh((logs / bound).clamp(-0.99, 0.99))
+        self.log_latent = nn.Parameter(raw.unsqueeze(1).expand(-1, channels).clone())
+
+    def log_gains(self, points: torch.Tensor) -> torch.Tensor:
+        """Each point's log latent gains, kept within ±log(GAIN_BOUND) smoothly."""
+        bound = math.log(GAIN_BOUND)
+        return bound * torch.tanh(self.log_latent[points] / bound)
 
     def latent(self, points: torch.Tensor) -> torch.Tensor:
-        return self.log_latent[points].exp()
+        return self.log_gains(points).exp()
 
     def input(self, points: torch.Tensor) -> torch.Tensor:
-        return (-self.log_latent[points]).exp()
+        return (-self.log_gains(points)).exp()
 
 
 @dataclass
