@@ -81,7 +81,7 @@ def demo_plugin(scratch: Path) -> None:
     reading = scratch / "reading.csv"
     np.savetxt(reading, synthetic_reading(np.random.default_rng(99)))
     for iterations in (0, None):
-        label = "encoder output only" if iterations == 0 else "with ADMM latent search"
+        label = "encoder output only" if iterations == 0 else "with the latent search"
         result = api.compress(
             reading,
             scratch / f"reading-{label[:4]}.ucz",
