@@ -90,6 +90,20 @@ def project(
     return cost.argmin(dim=-1)
 
 
+def project_iterate(
+    values: torch.Tensor,
+    centers: torch.Tensor,
+    bits: torch.Tensor | None,
+    rate_weight: float,
+    projector: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> torch.Tensor:
+    """An iterate's indices: by ``projector`` (per-file rate control's refit) if given,
+    else by :func:`project` at ``rate_weight``."""
+    if projector is not None:
+        return projector(values)
+    return project(values, centers, bits, rate_weight)
+
+
 def admm_search(
     generator: nn.Module,
     distortion: Distortion,
@@ -141,10 +155,7 @@ def admm_search(
                 with torch.no_grad():
                     z -= config.learning_rate * per_item_unit_rms(gradient)
             with torch.no_grad():
-                if projector is not None:
-                    indices = projector(z + dual)
-                else:
-                    indices = project(z + dual, centers, bits, rate_weight)
+                indices = project_iterate(z + dual, centers, bits, rate_weight, projector)
                 target = centers[indices]
                 dual += z - target
                 better = incumbent.offer(indices, distortion(generator(target), x))

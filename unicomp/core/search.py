@@ -34,7 +34,7 @@ from unicomp.core.admm import (
     frozen,
     out_of_time,
     per_item_unit_rms,
-    project,
+    project_iterate,
 )
 from unicomp.core.config import AdmmConfig
 from unicomp.core.quantizer import Quantizer
@@ -74,10 +74,7 @@ def straight_through_search(
     with frozen(generator):
         for iteration in range(1, config.iterations + 1):
             with torch.no_grad():
-                if projector is not None:
-                    indices = projector(z)
-                else:
-                    indices = project(z, centers, bits, incumbent.rate_weight)
+                indices = project_iterate(z, centers, bits, incumbent.rate_weight, projector)
             # The projection's value, with z's gradient passed straight through it.
             value = distortion(generator(centers[indices] + (z - z.detach())), x)
             (gradient,) = torch.autograd.grad(value.sum(), z)
