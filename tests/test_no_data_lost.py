@@ -10,6 +10,7 @@ output exists. Temporary files are made only when the bytes are ready, so even
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -51,10 +52,15 @@ def slow(model: Path, iterations: int = 100_000) -> list[str]:
 
 
 class Terminal:
-    """A pseudo-terminal for a child's stderr, read continuously so the child never blocks."""
+    """A pseudo-terminal for a child's stderr, read continuously so the child never blocks.
+
+    Closing it ends the jobs started on it, as closing a shell's terminal does: a child
+    that survived a failed test would otherwise run on, slowing every test after it.
+    """
 
     def __init__(self) -> None:
         self.master, self.slave = pty.openpty()
+        self.jobs: list[int] = []  # process groups started on it
         self._seen = b""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -81,6 +87,9 @@ class Terminal:
         return self._seen.decode(errors="replace")
 
     def close(self) -> None:
+        for group in self.jobs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         self._reader.join(timeout=10)
         os.close(self.master)
 
@@ -104,13 +113,28 @@ def start(args: list[str], env: dict[str, str], terminal: Terminal) -> subproces
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=terminal.slave,
-            env={**env, "OMP_NUM_THREADS": "1"},
+            # A child that hangs shows its Python stack on SIGABRT (see exit_code).
+            env={**env, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"},
             start_new_session=True,  # its own process group, like a job in a shell
         )
     finally:
         signal.signal(signal.SIGINT, previous)
     os.close(terminal.slave)
+    terminal.jobs.append(process.pid)
     return process
+
+
+def exit_code(process: subprocess.Popen[bytes], terminal: Terminal, timeout: float = 120) -> int:
+    """The child's exit status; a child still running after ``timeout`` fails the test
+    with the Python stack it prints on SIGABRT."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+        time.sleep(1)  # let the reader take the stack from the terminal
+        pytest.fail(f"still running {timeout} s after the signal:\n{terminal.text[-4000:]}")
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
@@ -157,7 +181,7 @@ def test_killing_compress_mid_search_leaves_nothing_behind(
     )
     terminal.wait_for("searching latent")
     os.killpg(process.pid, sent)
-    assert process.wait(timeout=120) == code
+    assert exit_code(process, terminal) == code
     wait_until_gone(process.pid)
     assert snapshot(tmp_path) == before  # input untouched, no output, no temporary file
 
@@ -210,7 +234,7 @@ def test_ctrl_c_stops_a_folder_run_and_keeps_whole_outputs(
     out, before = tmp_path / "out", snapshot(readings)
     process = start_slow_folder_run(readings, out, cli_env, terminal, patient_model)
     os.killpg(process.pid, signal.SIGINT)
-    assert process.wait(timeout=120) == 1
+    assert exit_code(process, terminal) == 1
     wait_until_gone(process.pid)
     assert "interrupted" in terminal.text
     assert snapshot(readings) == before
@@ -232,7 +256,7 @@ def test_workers_end_with_a_killed_parent(
     out, before = tmp_path / "out", snapshot(readings)
     process = start_slow_folder_run(readings, out, cli_env, terminal, patient_model)
     process.kill()  # the parent alone: its workers must notice and end, not linger
-    assert process.wait(timeout=60) == -9
+    assert exit_code(process, terminal, timeout=60) == -9
     wait_until_gone(process.pid)
     assert snapshot(readings) == before
     outputs = [p for p in out.iterdir() if not p.name.startswith(".")]
