@@ -77,7 +77,7 @@ def test_jpeg_and_webp_run_their_whole_sweep_on_every_image(
         assert highest.metrics["psnr"] > lowest.metrics["psnr"]
     assert report.measured == 2 * (9 + 8)
     assert report.anchor == "jpeg"
-    assert {r.metric for r in report.bd} == {"psnr", "ms_ssim", "chroma_psnr"}
+    assert {r.metric for r in report.bd} == {"psnr", "ms_ssim", "chroma_psnr", "flat_psnr"}
     assert {r.codec for r in report.at_anchor_rates} == {"jpeg", "webp"}
     assert report.size_unit == "Mpx"
     # images have no groups: one summary only

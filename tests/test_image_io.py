@@ -28,6 +28,7 @@ from unicomp.modalities.image.io import (
 from unicomp.modalities.image.metrics import (
     _reduced_ms_ssim,
     chroma_psnr,
+    flat_psnr,
     image_metrics,
     ms_ssim,
     psnr,
@@ -445,12 +446,27 @@ def test_chroma_psnr_sees_a_colour_shift_and_not_a_grey_one() -> None:
     assert chroma_psnr(ref, ref) == float("inf")
 
 
+def test_flat_psnr_sees_texture_painted_on_flat_regions_alone() -> None:
+    rng = np.random.default_rng(2)
+    ref = np.full((64, 64, 3), 40, dtype=np.uint8)  # left half flat...
+    ref[:, 32:] = rng.integers(60, 200, size=(64, 32, 3))  # ...right half texture
+    texture = rng.integers(-12, 13, size=(64, 32, 1))
+    on_flat, on_texture = ref.copy(), ref.copy()
+    on_flat[:, :32] = np.clip(ref[:, :32] + texture, 0, 255)
+    on_texture[:, 32:] = np.clip(ref[:, 32:].astype(int) + texture, 0, 255)
+    assert abs(psnr(ref, on_flat) - psnr(ref, on_texture)) < 1  # alike over the image
+    # The grey error, spread over half the image in PSNR, is all of flat-region PSNR's.
+    assert flat_psnr(ref, on_flat) == pytest.approx(psnr(ref, on_flat) - 10 * math.log10(2))
+    assert flat_psnr(ref, on_texture) == float("inf")
+    assert math.isnan(flat_psnr(on_texture[:, 32:], ref[:, 32:]))  # no flat block at all
+
+
 def test_image_metrics_handles_grey_and_sixteen_bit() -> None:
     g8 = _noise((20, 24, 1))
     ref = ImageSignal(g8, "L")
     g16 = ImageSignal(g8.astype(np.uint16) * 257, "I;16")
     m = image_metrics(ref, g16)
-    assert set(m) == {"psnr", "ms_ssim", "chroma_psnr"}
+    assert set(m) == {"psnr", "ms_ssim", "chroma_psnr", "flat_psnr"}
     assert m["psnr"] == float("inf") and m["ms_ssim"] == pytest.approx(1.0, abs=1e-6)
     assert math.isnan(m["chroma_psnr"])  # a grey photo has no colour to keep
 

@@ -124,8 +124,10 @@ def _bd(anchor: Curve, curve: Curve, metric: str) -> BdResult:
         ("quality", anchor_values, values, outcomes[0]),
         ("log-rate", _logs(anchor_rates), _logs(rates), outcomes[1]),
     ):
+        if result is None:  # also where a curve has no finite value to compare
+            continue
         share = _overlap_share(a, b)
-        if result is not None and share < MIN_OVERLAP_SHARE:
+        if share < MIN_OVERLAP_SHARE:
             notes.append(f"the curves share only {share:.0%} of their {axis} range: unreliable")
     note = "; ".join(dict.fromkeys(notes)) or None  # both BD metrics may fail alike
     return BdResult(curve.codec, metric, outcomes[0], outcomes[1], note)
