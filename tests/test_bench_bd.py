@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from unicomp.bench.bd import bd_quality, bd_rate
+from unicomp.bench.summary import Curve, Point, bd_against
 from unicomp.errors import InputError
 
 JCTVC_E137 = [
@@ -84,3 +85,21 @@ def test_malformed_curves_are_input_errors(
 ) -> None:
     with pytest.raises(InputError, match=message):
         bd_rate(ANCHOR_RATES, ANCHOR_PSNR, rates, psnr)
+
+
+def test_a_metric_without_finite_values_gets_a_note_not_a_crash() -> None:
+    """Flat-region PSNR is NaN on photos with no flat block: BD has nothing to compare."""
+
+    def curve(codec: str, rates: list[float], flat: float) -> Curve:
+        points = [
+            Point(q, 1, rate, {"psnr": psnr, "flat_psnr": flat}, 0.1, 0.1, None, None)
+            for q, (rate, psnr) in enumerate(zip(rates, ANCHOR_PSNR, strict=True))
+        ]
+        return Curve(codec, codec, points, [])
+
+    anchor = curve("anchor", ANCHOR_RATES, float("nan"))
+    other = curve("other", [r * 1.25 for r in ANCHOR_RATES], float("nan"))
+    by_metric = {r.metric: r for r in bd_against(anchor, [anchor, other], ["psnr", "flat_psnr"])}
+    assert by_metric["psnr"].rate_change == pytest.approx(25.0)
+    flat = by_metric["flat_psnr"]
+    assert flat.rate_change is None and flat.quality_change is None and flat.note
