@@ -1,24 +1,34 @@
 """Train CompressAI's learned image codecs on unicomp's train corpus, for ``unicomp bench``.
 
-    .venv/bin/python benchmarks/train_compressai_baselines.py            # 3 x 3 models, 30 min each
-    .venv/bin/python benchmarks/train_compressai_baselines.py --architectures mbt2018-mean \\
-        --qualities 1 2 --minutes 60
+    nohup .venv/bin/python benchmarks/train_compressai_baselines.py \
+        >> ~/.cache/unicomp/baselines/train.log 2>&1 &      # 3 architectures x q1-3, resumable
+    .venv/bin/python benchmarks/train_compressai_baselines.py --bundle   # release them
 
-No pretrained weights can be downloaded here, so every (architecture, quality) pair is
-trained from scratch for a fixed CPU budget of ``--minutes`` of wall-clock time (default
-30: the 3 architectures x qualities 1-3 take 4.5 h on this 2-core machine), on the same
-images as unicomp's model (``benchmarks/corpus.py``'s image/train; never the evaluate
-set). The recipe is CompressAI's usual one: loss = lambda * 255^2 * MSE + bpp with the
-lambda of the quality as in CompressAI's zoo, Adam at 1e-4, the entropy bottleneck's
-quantiles trained on the auxiliary loss by their own Adam at 1e-3, random 256 px crops,
-batch 8, gradients clipped at 1. A half-hour CPU run is far from CompressAI's published
-models (days on GPUs over large data sets): the card records exactly how much training
-a checkpoint had, and ``unicomp bench`` prints it in the codec's description.
+The fair anchor for the image model (issue 17): CompressAI's architectures trained
+through CompressAI's recipe, on the same photos, the same crops and the same compute
+as unicomp's image model; no pretrained weights can be downloaded here.
 
-Output, outside git, in ~/.cache/unicomp/baselines (or ``$UNICOMP_BASELINE_DIR``):
+- **Recipe**: loss = lambda * 255^2 * MSE + bpp with the lambda of the quality as in
+  CompressAI's zoo, Adam at 1e-4, the entropy bottleneck's quantiles trained on the
+  auxiliary loss by their own Adam at 1e-3, batch 8, gradients clipped at 1.
+- **Data**: unicomp's image training set (``unicomp.release.image.training_set``) and
+  batch schedule (core/data.py): random 256-px crops, each taken at a random scale down
+  to 1/``--max-downscale`` as image-v2 sees them (benchmarks/image-v2.toml).
+- **Capacity and compute**: ``--channels`` 64 96 (N, M), a quarter of the zoo's
+  channels at qualities 1-5: 0.76 M / 1.28 M / 1.76 M parameters, around unicomp's 1.46 M,
+  and nine models fit 25 MB as float16. ``--steps`` 2500 per model: ~2 s a step on a
+  free core of this machine (3 s beside two other trainings), so an architecture's three
+  qualities take ~4 core-hours, what image-v2 (24000 steps at ~0.6 s) takes for all its
+  rates.
+
+Each model checkpoints its whole training state every ``--checkpoint-every`` steps
+(``runs/ARCH-qQ-state.*``, safetensors and JSON, no pickle) and resumes from it exactly:
+the batch of a step is a pure function of (seed, step). A finished model leaves
 ``ARCH-qQ.safetensors`` (weights after ``update(force=True)``) and ``ARCH-qQ.json``
-(recipe, steps, time, final losses, sha256 of the weights), each written atomically.
-An existing pair is kept unless ``--force``.
+(recipe, steps, time, final losses, sha256) in ~/.cache/unicomp/baselines (or
+``$UNICOMP_BASELINE_DIR``), each written atomically, and is kept unless ``--force``.
+``--bundle`` copies the finished ones, weights rounded to float16, into the package
+(unicomp/weights/baselines), where ``unicomp bench`` finds them on a fresh clone.
 """
 
 from __future__ import annotations
@@ -29,27 +39,26 @@ import math
 import statistics
 import sys
 import time
-from collections import deque
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from unicomp.atomic import atomic_output
-from unicomp.core.checkpoint import sha256_file
-from unicomp.core.data import find_files
-from unicomp.modalities.image.io import to_tensor
-from unicomp.modalities.image.modality import ImageModality
+from unicomp.core.checkpoint import load_state, save_state, sha256_file
+from unicomp.core.data import BatchSchedule, CropDataset
 from unicomp.plugins.baselines.learned_image import (
     ARCHITECTURES,
+    BUNDLED_BASELINES,
     build_model,
     checkpoint_dir,
     checkpoint_stem,
 )
 from unicomp.release.corpus import CORPUS
+from unicomp.release.image import training_set
 
 DEFAULT_DATA = CORPUS / "image" / "train"
 #: The MSE lambdas of CompressAI's zoo models, quality 1 to 8.
@@ -58,133 +67,155 @@ LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 
 SMOOTHING = 50
 
 
-def load_images(data: Path) -> list[torch.Tensor]:
-    """Every train image as a 3 x H x W uint8 tensor (a quarter of float32's memory)."""
-    modality = ImageModality()
-    return [
-        (to_tensor(modality.load(path)) * 255).round().to(torch.uint8)
-        for path in find_files(modality, data)
-    ]
-
-
-def random_batch(
-    images: list[torch.Tensor], size: int, crop: int, generator: torch.Generator
-) -> torch.Tensor:
-    """``size`` random crops in [0, 1]; images smaller than the crop are reflect-padded."""
-    crops = []
-    for index in torch.randint(len(images), (size,), generator=generator).tolist():
-        image = images[index].float() / 255
-        height, width = image.shape[-2:]
-        if min(height, width) < crop:
-            image = F.pad(
-                image[None], (0, max(0, crop - width), 0, max(0, crop - height)), mode="reflect"
-            )[0]
-            height, width = image.shape[-2:]
-        top = int(torch.randint(height - crop + 1, (1,), generator=generator))
-        left = int(torch.randint(width - crop + 1, (1,), generator=generator))
-        crops.append(image[:, top : top + crop, left : left + crop])
-    return torch.stack(crops)
-
-
 def train_one(
-    architecture: str, quality: int, images: list[torch.Tensor], args: argparse.Namespace
+    architecture: str, quality: int, dataset: CropDataset, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Train one model for the time budget; save weights and card; return the card."""
+    """Train one model to ``args.steps`` (resuming its saved state), save weights and
+    card, and return the card."""
+    stem = checkpoint_stem(architecture, quality)
+    state_path = checkpoint_dir() / "runs" / f"{stem.name}-state"
     torch.manual_seed(args.seed + quality)
-    generator = torch.Generator().manual_seed(args.seed + quality)
-    model = build_model(architecture, quality).train()
+    model = build_model(architecture, quality, args.channels).train()
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     auxiliary = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main, lr=args.learning_rate)
     aux_optimizer = torch.optim.Adam(auxiliary, lr=args.aux_learning_rate)
+    step, seconds, recent = 0, 0.0, {"mse": [], "bpp": []}
+    if state_path.with_suffix(".json").exists() and not args.force:
+        state = load_state(state_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        aux_optimizer.load_state_dict(state["aux_optimizer"])
+        step, seconds, recent = state["step"], state["seconds"], state["recent"]
+        torch.set_rng_state(state["rng"])  # the entropy models' training noise
+        print(f"  {stem.name}: resumed at step {step}", flush=True)
+    schedule = BatchSchedule(
+        dataset, args.batch_size, args.seed + quality, max_downscale=args.max_downscale
+    )
     lam = LAMBDAS[quality]
-    recent: dict[str, deque[float]] = {k: deque(maxlen=SMOOTHING) for k in ("mse", "bpp")}
-    started = time.monotonic()
-    deadline = started + 60 * args.minutes
-    steps = 0
-    while time.monotonic() < deadline:
-        batch = random_batch(images, args.batch_size, args.crop, generator)
+    started = time.monotonic() - seconds
+    while step < args.steps:
+        batch = schedule.batch(step)
         out = model(batch)
         pixels = batch.shape[0] * batch.shape[2] * batch.shape[3]
         bpp = sum(-torch.log2(p).sum() for p in out["likelihoods"].values()) / pixels
         mse = F.mse_loss(out["x_hat"], batch)
-        loss = lam * 255**2 * mse + bpp
         optimizer.zero_grad()
-        loss.backward()
+        (lam * 255**2 * mse + bpp).backward()
         torch.nn.utils.clip_grad_norm_(main, 1.0)
         optimizer.step()
         aux_optimizer.zero_grad()
         model.aux_loss().backward()
         aux_optimizer.step()
-        steps += 1
-        recent["mse"].append(mse.item())
-        recent["bpp"].append(bpp.item())
-        if steps % args.log_every == 0:
+        step += 1
+        for name, value in (("mse", mse.item()), ("bpp", bpp.item())):
+            recent[name] = [*recent[name], value][-SMOOTHING:]
+        if step % args.log_every == 0:
             losses = _losses(statistics.fmean(recent["mse"]), statistics.fmean(recent["bpp"]))
-            print(f"  {architecture} q{quality} step {steps}: {losses}", flush=True)
-    seconds = time.monotonic() - started
+            print(f"  {stem.name} step {step}: {losses}", flush=True)
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "aux_optimizer": aux_optimizer.state_dict(),
+                "step": step,
+                "seconds": time.monotonic() - started,
+                "recent": recent,
+                "rng": torch.get_rng_state(),
+            }
+            save_state(state_path, state)
     model.update(force=True)
-    stem = checkpoint_stem(architecture, quality)
     weights = stem.with_suffix(".safetensors")
     with atomic_output(weights, overwrite=True) as temporary:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, temporary)
     card = {
         "architecture": architecture,
         "quality": quality,
+        "channels": list(args.channels),
         "metric": "mse",
         "lambda": lam,
-        "steps": steps,
-        "seconds": round(seconds, 1),
-        "budget_minutes": args.minutes,
+        "steps": step,
+        "seconds": round(time.monotonic() - started, 1),
         "batch_size": args.batch_size,
         "crop": args.crop,
+        "max_downscale": args.max_downscale,
         "learning_rate": args.learning_rate,
         "aux_learning_rate": args.aux_learning_rate,
         "seed": args.seed,
-        "train_data": {"folder": str(args.data), "images": len(images)},
-        "final": {k: statistics.fmean(v) for k, v in recent.items() if v},
+        "train_data": {"folder": str(args.data), "images": len(dataset)},
+        "final": {name: statistics.fmean(values) for name, values in recent.items() if values},
         "versions": {"compressai": version("compressai"), "torch": torch.__version__},
         "command": " ".join(sys.argv),
         "weights": {"file": weights.name, "sha256": sha256_file(weights)},
     }
-    with atomic_output(stem.with_suffix(".json"), overwrite=True) as temporary:
-        temporary.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    _write_card(stem.with_suffix(".json"), card)
     return card
+
+
+def bundle(destination: Path) -> list[Path]:
+    """Copy every finished model into ``destination``, float weights rounded to float16
+    (the plugin loads them back as float32); the card's sha256 is the copy's."""
+    destination.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for card_path in sorted(checkpoint_dir().glob("*-q*.json")):
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        weights = load_file(str(card_path.with_suffix(".safetensors")))
+        half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+        target = destination / card_path.with_suffix(".safetensors").name
+        with atomic_output(target, overwrite=True) as temporary:
+            save_file(half, temporary)
+        card["weights"] = {"file": target.name, "sha256": sha256_file(target), "dtype": "float16"}
+        _write_card(destination / card_path.name, card)
+        copied.append(target)
+    return copied
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES))
     parser.add_argument("--qualities", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--minutes", type=float, default=30.0, help="budget per model")
+    parser.add_argument("--steps", type=int, default=2500, help="training steps per model")
+    parser.add_argument("--channels", nargs=2, type=int, default=[64, 96], metavar=("N", "M"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--max-downscale", type=float, default=6.0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--aux-learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--force", action="store_true", help="retrain existing checkpoints")
+    parser.add_argument("--checkpoint-every", type=int, default=50)
+    parser.add_argument("--force", action="store_true", help="retrain, ignoring saved state")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        nargs="?",
+        const=BUNDLED_BASELINES,
+        help=f"copy the finished models as float16 into this folder (default {BUNDLED_BASELINES})",
+    )
     args = parser.parse_args(argv)
+    if args.bundle is not None:
+        for path in bundle(args.bundle):
+            print(f"bundled {path}")
+        return 0
     unknown = sorted(set(args.architectures) - set(ARCHITECTURES))
     if unknown:
         parser.error(f"unknown architecture(s) {', '.join(unknown)}; known: {ARCHITECTURES}")
     if not set(args.qualities) <= set(LAMBDAS):
         parser.error(f"qualities must be among {sorted(LAMBDAS)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    checkpoint_dir().mkdir(parents=True, exist_ok=True)
-    images = load_images(args.data)
-    print(f"{len(images)} train images from {args.data}; checkpoints in {checkpoint_dir()}")
+    torch.set_num_threads(args.threads)
+    (checkpoint_dir() / "runs").mkdir(parents=True, exist_ok=True)
+    dataset, _ = training_set(args.data, [args.crop, args.crop])
+    print(f"{len(dataset)} train images from {args.data}; checkpoints in {checkpoint_dir()}")
     for architecture in args.architectures:
         for quality in args.qualities:
             done = checkpoint_stem(architecture, quality).with_suffix(".json").exists()
             if done and not args.force:
                 print(f"{architecture} q{quality}: exists, skipped (--force to retrain)")
                 continue
-            print(f"{architecture} q{quality}: training for {args.minutes} min", flush=True)
-            card = train_one(architecture, quality, images, args)
+            print(f"{architecture} q{quality}: training to step {args.steps}", flush=True)
+            card = train_one(architecture, quality, dataset, args)
             final = _losses(card["final"]["mse"], card["final"]["bpp"])
             print(f"{architecture} q{quality}: {card['steps']} steps, {final}")
     return 0
@@ -193,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
 def _losses(mse: float, bpp: float) -> str:
     psnr = 10 * math.log10(1 / mse) if mse > 0 else math.inf
     return f"mse {mse:.5f} (PSNR {psnr:.2f} dB) bpp {bpp:.3f}"
+
+
+def _write_card(path: Path, card: dict[str, Any]) -> None:
+    with atomic_output(path, overwrite=True) as temporary:
+        temporary.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

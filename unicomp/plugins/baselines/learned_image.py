@@ -3,8 +3,10 @@
 No pretrained weights can be downloaded on this machine, so
 ``benchmarks/train_compressai_baselines.py`` trains each architecture and quality on the
 same train corpus as unicomp and leaves ``<architecture>-q<quality>.safetensors`` plus
-a JSON card (how it was trained, sha256 of the weights) in :func:`checkpoint_dir`. A
-codec's sweep is the qualities found there; with none it is unavailable, saying so.
+a JSON card (how it was trained, its channel counts, sha256 of the weights) in
+:func:`checkpoint_dir`; the released ones are bundled, as float16, in
+:data:`BUNDLED_BASELINES`. A codec's sweep is the qualities found in either (the user's
+own first); with none it is unavailable, saying so.
 
 The bitstream is CompressAI's ``compress()`` output, boxed with what ``decompress()``
 needs: the quality (which model), image size, latent shape, and each string with its
@@ -18,6 +20,8 @@ import json
 import os
 import re
 import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -28,9 +32,12 @@ import torch.nn.functional as F
 from unicomp.bench.base import BaselineError, Quality
 from unicomp.modalities.image.io import ImageSignal, to_tensor
 from unicomp.plugins.baselines.convert import rgb8_from_tensor, rgb_signal
+from unicomp.weights import BUNDLED_DIR
 
 ARCHITECTURES = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean")
 CHECKPOINT_ENV = "UNICOMP_BASELINE_DIR"
+#: The trained baselines released with unicomp (float16 weights).
+BUNDLED_BASELINES = BUNDLED_DIR / "baselines"
 _HEADER = struct.Struct(">BHHHHB")
 _LENGTH = struct.Struct(">I")
 MAX_SIDE = 65535
@@ -48,11 +55,21 @@ def checkpoint_stem(architecture: str, quality: int) -> Path:
     return checkpoint_dir() / f"{architecture}-q{quality}"
 
 
-def build_model(architecture: str, quality: int) -> Any:
-    """An untrained CompressAI model of ``architecture`` at ``quality`` (its channel sizes)."""
-    from compressai.zoo import image_models
+def build_model(architecture: str, quality: int, channels: Sequence[int] | None = None) -> Any:
+    """An untrained CompressAI model of ``architecture``, with ``channels`` (N, M) or, by
+    default, the zoo's channel counts at ``quality``."""
+    from compressai.zoo.image import cfgs, model_architectures
 
-    return image_models[architecture](quality=quality, metric="mse", pretrained=False)
+    n, m = channels if channels is not None else cfgs[architecture][quality]
+    return model_architectures[architecture](int(n), int(m))
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """One trained model: its card and the weights file the card vouches for."""
+
+    card: dict[str, Any]
+    weights: Path
 
 
 class LearnedImageCodec:
@@ -62,12 +79,12 @@ class LearnedImageCodec:
 
     def __init__(self, architecture: str) -> None:
         self.name = architecture
-        self._cards = _read_cards(architecture)
-        self.qualities: tuple[Quality, ...] = tuple(sorted(self._cards))
+        self._trained = _find_trained(architecture)
+        self.qualities: tuple[Quality, ...] = tuple(sorted(self._trained))
         trained = ", ".join(
-            f"q{q} {c.get('steps')} steps/{c.get('seconds', 0) / 60:.0f} min "
-            f"{c['weights']['sha256'][:8]}"
-            for q, c in sorted(self._cards.items())
+            f"q{q} {t.card.get('steps')} steps/{t.card.get('seconds', 0) / 60:.0f} min "
+            f"{t.card['weights']['sha256'][:8]}"
+            for q, t in sorted(self._trained.items())
         )
         self.description = (
             f"{architecture}: CompressAI {version('compressai')} architecture (MSE), "
@@ -79,9 +96,9 @@ class LearnedImageCodec:
         if self.qualities:
             return None
         return (
-            f"no trained checkpoints {checkpoint_dir()}/{self.name}-q*.safetensors "
-            "(pretrained weights cannot be downloaded here; train them with "
-            "benchmarks/train_compressai_baselines.py)"
+            f"no trained checkpoints {self.name}-q*.safetensors in {checkpoint_dir()} or "
+            f"{BUNDLED_BASELINES} (pretrained weights cannot be downloaded here; train them "
+            "with benchmarks/train_compressai_baselines.py)"
         )
 
     def encode(self, signal: ImageSignal, quality: Quality) -> bytes:
@@ -100,7 +117,7 @@ class LearnedImageCodec:
 
     def decode(self, data: bytes, reference: Any) -> ImageSignal:
         quality, height, width, shape, strings = _unpack(data)
-        if quality not in self._cards:
+        if quality not in self._trained:
             raise BaselineError(f"{self.name} has no trained model for quality {quality}")
         model = self._model(quality)
         with torch.no_grad():
@@ -109,36 +126,40 @@ class LearnedImageCodec:
 
     def _model(self, quality: int) -> Any:
         if quality not in self._models:
-            self._models[quality] = _load(self.name, quality, self._cards[quality])
+            self._models[quality] = _load(self.name, quality, self._trained[quality])
         return self._models[quality]
 
 
-def _read_cards(architecture: str) -> dict[int, dict[str, Any]]:
-    cards = {}
-    folder = checkpoint_dir()
-    for path in sorted(folder.glob(f"{architecture}-q*.json")) if folder.is_dir() else []:
-        match = _CARD_NAME.search(path.name)
-        if match is None or not path.with_suffix(".safetensors").is_file():
-            continue
-        try:
-            card = json.loads(path.read_text(encoding="utf-8"))
-            card["weights"]["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a card being written or damaged: that quality is simply not offered
-        cards[int(match.group(1))] = card
-    return cards
+def _find_trained(architecture: str) -> dict[int, _Trained]:
+    """The trained models of ``architecture`` by quality: the user's own (trained here)
+    before the bundled ones."""
+    found: dict[int, _Trained] = {}
+    for folder in (checkpoint_dir(), BUNDLED_BASELINES):
+        for path in sorted(folder.glob(f"{architecture}-q*.json")) if folder.is_dir() else []:
+            match = _CARD_NAME.search(path.name)
+            weights = path.with_suffix(".safetensors")
+            if match is None or int(match.group(1)) in found or not weights.is_file():
+                continue
+            try:
+                card = json.loads(path.read_text(encoding="utf-8"))
+                card["weights"]["sha256"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a card being written or damaged: that quality is simply not offered
+            found[int(match.group(1))] = _Trained(card, weights)
+    return found
 
 
-def _load(architecture: str, quality: int, card: dict[str, Any]) -> Any:
-    """The trained model, its weights checked against the card, entropy tables rebuilt."""
+def _load(architecture: str, quality: int, trained: _Trained) -> Any:
+    """The trained model, its weights checked against the card and loaded as float32,
+    entropy tables rebuilt."""
     from safetensors.torch import load_file
 
-    weights = checkpoint_stem(architecture, quality).with_suffix(".safetensors")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    if digest != card["weights"]["sha256"]:
-        raise BaselineError(f"{weights} does not match the sha256 in its card")
-    model = build_model(architecture, quality)
-    model.load_state_dict(load_file(str(weights)))
+    digest = hashlib.sha256(trained.weights.read_bytes()).hexdigest()
+    if digest != trained.card["weights"]["sha256"]:
+        raise BaselineError(f"{trained.weights} does not match the sha256 in its card")
+    model = build_model(architecture, quality, trained.card.get("channels"))
+    state = load_file(str(trained.weights))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.update(force=True)
     return model.eval()
 
