@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +101,16 @@ def test_bundled_float16_models_code_real_bitstreams(
     (released / f"{ARCHITECTURE}-q1.safetensors").write_bytes(b"\0" * 64)
     with pytest.raises(BaselineError, match="sha256"):
         LearnedImageCodec(ARCHITECTURE).encode(ImageSignal(rgb, "RGB"), 1)
+
+
+def test_loading_compressai_shows_the_user_no_warning_of_its_dependencies() -> None:
+    """Its import pulls in torch_geometric, which warns of torch.jit.script's deprecation."""
+    code = (
+        "from unicomp.plugins.baselines.learned_image import build_model\n"
+        "from unicomp.plugins.baselines.classic_image import _compressai_codec\n"
+        "build_model('mbt2018-mean', 1, (8, 8)); _compressai_codec('WebP')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -28,6 +28,7 @@ from PIL import Image, features
 
 from unicomp.bench.base import Quality
 from unicomp.modalities.image.io import ImageSignal
+from unicomp.plugins.baselines.compressai_import import quiet_compressai_import
 from unicomp.plugins.baselines.convert import rgb8, rgb_signal
 from unicomp.plugins.baselines.tools import missing_tools, run_tool
 
@@ -145,7 +146,8 @@ def classic_image_codecs() -> list[PillowImageCodec | Jpeg2000Codec]:
 @functools.cache
 def _compressai_codec(class_name: str) -> Any:
     """An instance of one of CompressAI's bench codec classes (they take no options)."""
-    from compressai.utils.bench import codecs
+    with quiet_compressai_import():
+        from compressai.utils.bench import codecs
 
     return getattr(codecs, class_name)(None)
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from unicomp.bench.base import BaselineError, Quality
 from unicomp.modalities.image.io import ImageSignal, to_tensor
+from unicomp.plugins.baselines.compressai_import import quiet_compressai_import
 from unicomp.plugins.baselines.convert import rgb8_from_tensor, rgb_signal
 from unicomp.weights import BUNDLED_DIR
 
@@ -58,7 +59,8 @@ def checkpoint_stem(architecture: str, quality: int) -> Path:
 def build_model(architecture: str, quality: int, channels: Sequence[int] | None = None) -> Any:
     """An untrained CompressAI model of ``architecture``, with ``channels`` (N, M) or, by
     default, the zoo's channel counts at ``quality``."""
-    from compressai.zoo.image import cfgs, model_architectures
+    with quiet_compressai_import():
+        from compressai.zoo.image import cfgs, model_architectures
 
     n, m = channels if channels is not None else cfgs[architecture][quality]
     return model_architectures[architecture](int(n), int(m))
