@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicomp  # noqa: F401
 
 # isort: split
+import dataclasses
 import os
 import shutil
 import struct
@@ -31,7 +32,9 @@ from unicomp_sensor.modality import SensorModality  # noqa: E402
 from unicomp_sensor.synthetic import synthetic_reading  # noqa: E402
 
 from unicomp.cli import main  # noqa: E402
-from unicomp.core.checkpoint import Model, save_model  # noqa: E402
+from unicomp.core.calibration import calibrate_points, measure  # noqa: E402
+from unicomp.core.checkpoint import Model, load_model, save_model  # noqa: E402
+from unicomp.core.codec import Codec  # noqa: E402
 from unicomp.core.coders import CONTEXT, PER_CHANNEL  # noqa: E402
 from unicomp.core.config import ModelConfig, merge  # noqa: E402
 from unicomp.core.context_coding import context_count  # noqa: E402
@@ -206,3 +209,15 @@ def run_cli(
         cwd=cwd,
         timeout=300,
     )
+
+
+@pytest.fixture(scope="module")
+def calibrated(sensor, sensor_model: Path, sensor_data: Path) -> tuple[Codec, list, list[str]]:
+    """The trained sensor model with two calibrated points, and the signals it codes."""
+    codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
+    signals = [sensor.load(path) for path in sorted(sensor_data.glob("*.csv"))[:6]]
+    free = measure(codec, signals, None).rate
+    labels = [f"{0.7 * free:.3f}{sensor.rate_unit}", f"{0.4 * free:.3f}{sensor.rate_unit}"]
+    codec.model.config = dataclasses.replace(codec.model.config, rates=labels)
+    calibrate_points(codec, signals, signals[:3], labels[0], log=lambda _: None)
+    return codec, signals, labels

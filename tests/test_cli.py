@@ -85,6 +85,7 @@ def test_info_shows_the_header(cli, reading: Path, sensor_model: Path) -> None:
     assert info["weights_digest"] == read_card(sensor_model)["weights"]["sha256"][:16]
     assert info["side_info"]["length"] == 1500
     assert info["bytes"] == info["payload_bytes"] + info["overhead_bytes"]
+    assert info["refinement_bytes"] == 0  # the test model carries no correction layer
 
 
 def test_existing_output_is_kept_without_force(cli, reading: Path) -> None:

@@ -15,9 +15,6 @@ from torch import nn
 
 from unicomp.core import container
 from unicomp.core.blends import STEPS, blend, parse_blend_label
-from unicomp.core.calibration import calibrate_points, measure
-from unicomp.core.checkpoint import load_model
-from unicomp.core.codec import Codec
 from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.entropy import EntropyTables
 from unicomp.core.file_rate import TOLERANCE, OutOfReach, climb, fit_weight, rungs
@@ -118,18 +115,6 @@ def test_a_blend_mixes_generators_tables_and_weights_in_proportion() -> None:
     assert parse_blend_label("1kbps") is None
     with pytest.raises(FormatError, match="not between 1 and"):
         parse_blend_label(f"1kbps+2kbps@{STEPS}")
-
-
-@pytest.fixture(scope="module")
-def calibrated(sensor, sensor_model: Path, sensor_data: Path) -> tuple[Codec, list, list[str]]:
-    """The trained sensor model with two calibrated points, and the signals it codes."""
-    codec = Codec(sensor, load_model(sensor_model, sensor.build_networks))
-    signals = [sensor.load(path) for path in sorted(sensor_data.glob("*.csv"))[:6]]
-    free = measure(codec, signals, None).rate
-    labels = [f"{0.7 * free:.3f}{sensor.rate_unit}", f"{0.4 * free:.3f}{sensor.rate_unit}"]
-    codec.model.config = dataclasses.replace(codec.model.config, rates=labels)
-    calibrate_points(codec, signals, signals[:3], labels[0], log=lambda _: None)
-    return codec, signals, labels
 
 
 @pytest.mark.parametrize("effort", ["fast", "default"])

@@ -177,6 +177,7 @@ def describe(path: PathLike) -> dict[str, Any]:
         "bytes": layout.total,
         "header_bytes": layout.header,
         "payload_bytes": layout.payload,
+        "refinement_bytes": layout.refinement,
         "overhead_bytes": layout.overhead,
         "modality": header.modality,
         "model": header.model,

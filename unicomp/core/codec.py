@@ -1,7 +1,8 @@
 """A Codec is a modality plus a trained model: signal → .ucz bytes → signal.
 
-Encoding runs the analysis, the encoder, the ADMM latent search and the entropy coder,
-then boxes the payload with a header that names the model and carries the side info.
+Encoding runs the analysis, the encoder, the latent search and the entropy coder, then
+boxes the payload with a header that names the model and carries the side info, and
+with the model's coarse correction of the decode where it has one (core/refinement.py).
 Decoding checks that the file was made by this very model (name and weights digest)
 before it decodes a single symbol. The networks run on the codec's device; analysis,
 synthesis and the entropy coder on the CPU.
@@ -18,10 +19,11 @@ from typing import Any
 
 import torch
 
-from unicomp.core import container, kernels
+from unicomp.core import container, kernels, refinement
 from unicomp.core.admm import project
 from unicomp.core.checkpoint import Model, load_model
 from unicomp.core.coders import coder_field, parse_coder_field
+from unicomp.core.config import RefinementConfig
 from unicomp.core.file_rate import OutOfReach, climb, fit_weight, rungs, start_weight, window
 from unicomp.core.modality import Modality, SideInfo, signal_size
 from unicomp.core.points import OperatingPoint, parse_rate, rate_range
@@ -54,6 +56,8 @@ class EncodeReport:
     iterations: int
     seconds: float
     latent_shape: tuple[int, ...]
+    #: Bits of the file's coarse correction (0: it carries none).
+    refinement_bits: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,12 +148,16 @@ class Codec:
         with torch.no_grad():
             encoded = self.model.encoder(x)
         target = self.default_rate if operating_point is None and rate is None else rate
-        if target is None:
+        refining = self.model.config.refinement
+        # The latent aims at its share; the correction gets what is left.
+        share = 0.0 if refining is None else refining.share
+        latent_target = None if target is None else target * (1.0 - share)
+        if latent_target is None:
             point = self.model.point(operating_point)
             header = self._header(point, tuple(encoded.shape[1:]), side_info)
             aim = _Aim(point, header, point.rate_weight)
         else:
-            aim = self._aim(signal, encoded, side_info, target, strict=rate is not None)
+            aim = self._aim(signal, encoded, side_info, latent_target, strict=rate is not None)
         point, header = aim.point, aim.header
         z0 = point.latents(encoded)
         admissible = projector = None
@@ -186,7 +194,15 @@ class Codec:
         )
         indices = result.indices[0].cpu()
         payload = point.coder.encode(indices, point.coder_tables)
-        data = container.pack(header, payload)
+        section = b""
+        if refining is not None:
+            latent_bits = 8 * len(container.pack(header, payload))
+            if target is None:
+                budget = share / (1.0 - share) * latent_bits
+            else:
+                budget = target / self.modality.rate(1, signal) - latent_bits
+            section = self._refinement(point, x[0], indices, int(budget), refining)
+        data = container.pack(header, payload, section)
         total_bits = 8 * len(data)
         report = EncodeReport(
             total_bits=total_bits,
@@ -206,8 +222,29 @@ class Codec:
             iterations=result.iterations,
             seconds=time.monotonic() - started,
             latent_shape=tuple(indices.shape),
+            refinement_bits=8 * len(section),
         )
         return data, report
+
+    def _refinement(
+        self,
+        point: OperatingPoint,
+        x: torch.Tensor,
+        indices: torch.Tensor,
+        budget_bits: int,
+        config: RefinementConfig,
+    ) -> bytes:
+        """The refinement section that best corrects the decode of ``indices`` towards
+        ``x`` (model space) in at most ``budget_bits`` with its length prefix; empty if
+        none fits or helps."""
+        prefix_bits = 8 * len(container.varint_bytes(max(budget_bits, 0) // 8))
+        if budget_bits <= prefix_bits:
+            return b""
+        with torch.no_grad():
+            x_hat = point.generator(self.model.quantizer.dequantize(indices.to(self.device))[None])
+        residual = x.detach().cpu() - x_hat[0].cpu()
+        chosen = refinement.choose(residual, config.cells, config.steps, budget_bits - prefix_bits)
+        return b"" if chosen is None else chosen.encode()
 
     def _aim(
         self, signal: Any, encoded: torch.Tensor, side_info: SideInfo, target: float, strict: bool
@@ -315,11 +352,16 @@ class Codec:
     def decode(self, data: bytes) -> Any:
         """Reconstruct the signal stored in ``data``, on the kernels and the one thread the
         decoding contract fixes (core/kernels.py), so every CPU gets the same samples."""
-        header, point, indices = self._unpack(data)
+        parts = container.unpack_parts(data)
+        point = self.check_header(parts.header)
+        indices = self._decode_payload(parts, point)
         latent = self.model.quantizer.dequantize(indices.to(self.device)).unsqueeze(0)
         with torch.no_grad(), kernels.decoding_kernels(self.device.type):
             x_hat = point.generator(latent)[0].cpu()
-            return self.modality.synthesis(x_hat, header.side_info)
+            if parts.refinement:
+                channels, *extent = x_hat.shape
+                x_hat = refinement.decode(parts.refinement, extent, channels).apply(x_hat)
+            return self.modality.synthesis(x_hat, parts.header.side_info)
 
     def check_header(self, header: container.Header) -> OperatingPoint:
         """Refuse files of another modality or model; return the operating point whose
@@ -359,9 +401,13 @@ class Codec:
 
     def _unpack(self, data: bytes) -> tuple[container.Header, OperatingPoint, torch.Tensor]:
         """The header, the operating point that decodes the file, and its indices."""
-        header, payload = container.unpack(data)
-        point = self.check_header(header)
-        return header, point, point.coder.decode(payload, header.latent_shape, point.coder_tables)
+        parts = container.unpack_parts(data)
+        point = self.check_header(parts.header)
+        return parts.header, point, self._decode_payload(parts, point)
+
+    @staticmethod
+    def _decode_payload(parts: container.Parts, point: OperatingPoint) -> torch.Tensor:
+        return point.coder.decode(parts.payload, parts.header.latent_shape, point.coder_tables)
 
 
 def _coded_bits(point: OperatingPoint, indices: torch.Tensor) -> torch.Tensor:

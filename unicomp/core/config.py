@@ -144,6 +144,29 @@ class TrainConfig:
 
 
 @dataclass
+class RefinementConfig:
+    """The coarse correction layer a file may carry (core/refinement.py).
+
+    Per file, the encoder tries every cell size in ``cells`` (samples per signal axis)
+    with every quantizer step in ``steps`` (model-space units) and keeps the one that
+    leaves the least error within the bits left: a file asked to be at a rate first
+    aims its latent at ``1 - share`` of it, the rest being the correction's.
+    """
+
+    cells: list[int] = field(default_factory=lambda: [32, 64, 128])
+    steps: list[float] = field(default_factory=lambda: [0.01, 0.02])
+    share: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.cells or any(not isinstance(c, int) or c < 1 for c in self.cells):
+            raise UsageError(f"refinement cells must be positive integers, not {self.cells}")
+        if not self.steps or any(not s > 0 for s in self.steps):
+            raise UsageError(f"refinement steps must be positive, not {self.steps}")
+        if not 0.0 <= self.share < 1.0:
+            raise UsageError(f"refinement share must be in [0, 1), not {self.share}")
+
+
+@dataclass
 class ModelConfig:
     """Everything needed to rebuild a model: networks, quantizer, search and training.
 
@@ -158,6 +181,8 @@ class ModelConfig:
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     admm: AdmmConfig = field(default_factory=AdmmConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: The coarse correction layer, or None: files carry none.
+    refinement: RefinementConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -194,6 +219,9 @@ def merge(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
             result.rates = [str(label) for label in value]
         elif key in ("quantizer", "admm", "train"):
             setattr(result, key, _replace_fields(getattr(result, key), value, key))
+        elif key == "refinement":
+            current = result.refinement or RefinementConfig()
+            result.refinement = None if value is None else _replace_fields(current, value, key)
         else:
             raise UsageError(f"unknown configuration section {key!r}")
     return result

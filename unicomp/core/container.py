@@ -18,11 +18,16 @@ from dataclasses import dataclass, field
 from unicomp.errors import FormatError
 
 MAGIC = b"UCZ1"
+#: Version 1 files end with the payload; version 2 files add a refinement section
+#: (core/refinement.py) after it. A writer uses version 1 for files without one, so
+#: readers of version 1 keep reading them.
 FORMAT_VERSION = 1
+REFINED_VERSION = 2
 DIGEST_BYTES = 8
 
 MAX_HEADER_BYTES = 4096
 MAX_PAYLOAD_BYTES = 1 << 30
+MAX_REFINEMENT_BYTES = 1 << 26
 MAX_STRING_BYTES = 255
 MAX_LATENT_DIMS = 8
 MAX_LATENT_ELEMENTS = 1 << 26
@@ -58,49 +63,80 @@ class Layout:
     total: int
     header: int
     payload: int
+    refinement: int = 0
 
     @property
     def overhead(self) -> int:
-        """Every byte that is not payload: magic, version, lengths, header, CRC."""
-        return self.total - self.payload
+        """Every byte that is neither payload nor refinement: magic, version, lengths,
+        header and CRC."""
+        return self.total - self.payload - self.refinement
 
 
-def pack(header: Header, payload: bytes) -> bytes:
-    """Serialise a header and payload into the bytes of a .ucz file."""
+@dataclass(frozen=True)
+class Parts:
+    """A parsed file: header, payload, refinement section (empty: none) and layout."""
+
+    header: Header
+    payload: bytes
+    refinement: bytes
+    layout: Layout
+
+
+def pack(header: Header, payload: bytes, refinement: bytes = b"") -> bytes:
+    """Serialise a header, payload and optional refinement section into a .ucz file."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise FormatError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if len(refinement) > MAX_REFINEMENT_BYTES:
+        raise FormatError(f"refinement of {len(refinement)} bytes exceeds {MAX_REFINEMENT_BYTES}")
     header_bytes = _encode_header(header)
-    body = b"".join(
-        [
-            MAGIC,
-            bytes([FORMAT_VERSION]),
-            _varint(len(header_bytes)),
-            header_bytes,
-            _varint(len(payload)),
-            payload,
-        ]
-    )
+    parts = [
+        MAGIC,
+        bytes([REFINED_VERSION if refinement else FORMAT_VERSION]),
+        varint_bytes(len(header_bytes)),
+        header_bytes,
+        varint_bytes(len(payload)),
+        payload,
+    ]
+    if refinement:
+        parts += [varint_bytes(len(refinement)), refinement]
+    body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def unpack(data: bytes) -> tuple[Header, bytes]:
     """Parse and verify a .ucz file; any defect raises FormatError."""
-    header, payload, _ = unpack_with_layout(data)
-    return header, payload
+    parts = unpack_parts(data)
+    return parts.header, parts.payload
 
 
 def unpack_with_layout(data: bytes) -> tuple[Header, bytes, Layout]:
     """Like :func:`unpack`, also returning the byte count of each part."""
-    reader = _Reader(data)
+    parts = unpack_parts(data)
+    return parts.header, parts.payload, parts.layout
+
+
+def unpack_parts(data: bytes) -> Parts:
+    """Parse and verify a .ucz file of either version into its parts."""
+    reader = ByteReader(data)
     if reader.take(len(MAGIC), "magic") != MAGIC:
         raise FormatError("not a .ucz file (bad magic bytes)")
     version = reader.u8("format version")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .ucz format version {version} (this reader: 1)")
+    if version not in (FORMAT_VERSION, REFINED_VERSION):
+        raise FormatError(
+            f"unsupported .ucz format version {version} (this reader: "
+            f"{FORMAT_VERSION} and {REFINED_VERSION})"
+        )
     header_length = reader.varint("header length", MAX_HEADER_BYTES)
     header_bytes = reader.take(header_length, "header")
     payload_length = reader.varint("payload length", MAX_PAYLOAD_BYTES)
     payload = reader.take(payload_length, "payload")
+    refinement = b""
+    if version == REFINED_VERSION:
+        refinement = reader.take(
+            reader.varint("refinement length", MAX_REFINEMENT_BYTES), "refinement"
+        )
+        if not refinement:
+            raise FormatError("a version 2 file must carry a refinement section")
     body_end = reader.position
     stored_crc = struct.unpack("<I", reader.take(4, "CRC32"))[0]
     if reader.remaining:
@@ -108,7 +144,8 @@ def unpack_with_layout(data: bytes) -> tuple[Header, bytes, Layout]:
     if zlib.crc32(data[:body_end]) != stored_crc:
         raise FormatError("CRC32 mismatch: the file is corrupted")
     header = _decode_header(header_bytes)
-    return header, payload, Layout(total=len(data), header=header_length, payload=payload_length)
+    layout = Layout(len(data), header_length, payload_length, len(refinement))
+    return Parts(header, payload, refinement, layout)
 
 
 def _check_header(header: Header) -> None:
@@ -143,22 +180,22 @@ def _check_string(value: str, what: str) -> None:
 def _encode_header(header: Header) -> bytes:
     parts = [_string(header.modality), _string(header.model), header.weights_digest]
     parts.append(_string(header.coder))
-    parts.append(_varint(len(header.latent_shape)))
-    parts.extend(_varint(d) for d in header.latent_shape)
-    parts.append(_varint(len(header.side_info)))
+    parts.append(varint_bytes(len(header.latent_shape)))
+    parts.extend(varint_bytes(d) for d in header.latent_shape)
+    parts.append(varint_bytes(len(header.side_info)))
     for key, value in header.side_info.items():
         parts.append(_string(key))
         if isinstance(value, str):
             parts += [bytes([_TAG_STR]), _string(value)]
         elif isinstance(value, int):
-            parts += [bytes([_TAG_INT]), _varint(_zigzag(value))]
+            parts += [bytes([_TAG_INT]), varint_bytes(_zigzag(value))]
         else:
             parts += [bytes([_TAG_FLOAT]), struct.pack("<d", value)]
     return b"".join(parts)
 
 
 def _decode_header(data: bytes) -> Header:
-    reader = _Reader(data, where="header")
+    reader = ByteReader(data, where="header")
     modality = reader.string("modality")
     model = reader.string("model")
     digest = reader.take(DIGEST_BYTES, "weights digest")
@@ -185,7 +222,7 @@ def _decode_header(data: bytes) -> Header:
     return Header(modality, model, digest, shape, coder, side_info)
 
 
-class _Reader:
+class ByteReader:
     """A cursor over untrusted bytes that refuses to read past the end."""
 
     def __init__(self, data: bytes, where: str = "file") -> None:
@@ -228,7 +265,7 @@ class _Reader:
             raise FormatError(f"{what} is not valid UTF-8") from None
 
 
-def _varint(value: int) -> bytes:
+def varint_bytes(value: int) -> bytes:
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -240,7 +277,7 @@ def _varint(value: int) -> bytes:
 
 def _string(value: str) -> bytes:
     raw = value.encode("utf-8")
-    return _varint(len(raw)) + raw
+    return varint_bytes(len(raw)) + raw
 
 
 def _zigzag(value: int) -> int:
