@@ -38,7 +38,7 @@ def read_run(path: Path, codec: str, rate: str) -> tuple[Run, dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as table:
         for row in csv.DictReader(table):
             if row["codec"] == codec and not row.get("error") and row[rate]:
-                values = {k: float(v) for k, v in row.items() if k not in NOT_METRICS and v}
+                values = {k: float(v) for k, v in row.items() if k.lower() not in NOT_METRICS and v}
                 run[row["item"]][row["quality"]] = values
                 groups[row["item"]] = row.get("group", "")
     return run, groups
@@ -51,8 +51,12 @@ def means(run: Run, items: list[str], settings: list[str], column: str) -> list[
 
 def group_bd(before: Run, after: Run, items: list[str], rate: str, metric: str) -> float:
     """BD-rate of ``after`` against ``before`` in ``metric``, over the settings both coded
-    every one of ``items`` at."""
+    every one of ``items`` at, and the items that have the metric there (flat-region
+    PSNR is missing for photos without a flat block)."""
     shared = set.intersection(*(set(before[i]) & set(after[i]) for i in items))
+    items = [
+        i for i in items if all(metric in run[i][s] for run in (before, after) for s in shared)
+    ]
     settings = sorted(shared, key=lambda s: statistics.fmean(before[i][s][rate] for i in items))
     return bd_rate(
         means(before, items, settings, rate),

@@ -129,6 +129,9 @@ def test_refined_files_meet_their_rate_and_decode_closer_to_the_input(calibrated
                 assert errors[0] < errors[1]
                 refined.append((data, decoded))
         assert len(refined) >= len(signals) // 2
+        # At the bottom of the range the latent takes the lowest rate, the correction the rest.
+        low = codec.rate_range[0]
+        assert codec.encode(signals[0], rate=low, effort="fast")[1].rate <= low
     finally:
         codec.model.config = plain_config
     # The decoder needs no setting: a codec of the model that never refines applies it.

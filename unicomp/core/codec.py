@@ -149,9 +149,12 @@ class Codec:
             encoded = self.model.encoder(x)
         target = self.default_rate if operating_point is None and rate is None else rate
         refining = self.model.config.refinement
-        # The latent aims at its share; the correction gets what is left.
+        # The latent aims at its share (never below the model's range); the correction
+        # gets what is left.
         share = 0.0 if refining is None else refining.share
         latent_target = None if target is None else target * (1.0 - share)
+        if latent_target is not None and self.rate_range is not None:
+            latent_target = min(target, max(latent_target, self.rate_range[0]))
         if latent_target is None:
             point = self.model.point(operating_point)
             header = self._header(point, tuple(encoded.shape[1:]), side_info)
