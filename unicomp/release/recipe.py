@@ -69,8 +69,8 @@ def export(
     """Calibrate the run's latest model's operating points and save it into ``dest``.
 
     The model is the run's card named after ``defaults`` (the recipe's config with the
-    run's overrides); its latent search settings and rate labels become those of
-    ``defaults`` (tuned on train signals), not those the run started with. Weights are
+    run's overrides); its latent search settings, rate labels and refinement become
+    those of ``defaults`` (tuned on train signals), not those the run started with. Weights are
     released as float16 values (half the size), rounded before anything is measured.
     """
     model = load_model(run / f"{defaults.name}.json", recipe.modality.build_networks)
@@ -78,7 +78,9 @@ def export(
     quantized_from = model.config.train.float_steps + model.config.train.soft_steps
     if steps <= quantized_from:
         raise SystemExit(f"model at step {steps} has no index statistics before {quantized_from}")
-    model.config = dataclasses.replace(model.config, admm=defaults.admm, rates=defaults.rates)
+    model.config = dataclasses.replace(
+        model.config, admm=defaults.admm, rates=defaults.rates, refinement=defaults.refinement
+    )
     trained = list(model.points)
     for module in (model.encoder, *(point.generator for point in trained)):
         round_to_half(module)
