@@ -1,14 +1,16 @@
 """Write the committed test vectors: a small .ucz file per bundled default model.
 
     .venv/bin/python tests/vectors/make_vectors.py                # encode and record
-    .venv/bin/python tests/vectors/make_vectors.py --keep-files   # only re-record decoding
+    .venv/bin/python tests/vectors/make_vectors.py --keep-files   # encode new cases only
 
 Run it only when a bundled model changes on purpose: files of the old model then stop
 decoding, which tests/test_vectors.py reports. ``--keep-files`` leaves the committed
-files as they are and records what they decode to, for a deliberate change of the
-decoding contract's reference kernels (docs/format.md). vectors.json records, per file,
-the model, its weights digest and the sha256 of the file, of its decoded index stream
-and of the decoded signal's samples; the samples themselves go to
+files as they are, encodes only cases that have none yet, and records what every file
+decodes to: for a new case, or a deliberate change of the decoding contract's reference
+kernels (docs/format.md). A case is coded at its operating point with the point's own
+weight (the default point where it names none), as calibration codes. vectors.json
+records, per file, the model, its weights digest and the sha256 of the file, of its
+decoded index stream and of the decoded signal's samples; the samples themselves go to
 ``<case>.samples.npy``. Run it on a CPU with AVX2, where decoding is the reference.
 Encoding runs torch on one thread, as the test suite does, so that the search is the
 same on any core count.
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 from unicomp import api
+from unicomp.plugins.manager import get_registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(folder)
         for case in CASES:
             target = VECTORS / f"{case.name}.ucz"
-            if not keep_files:
-                api.compress(write_input(case, scratch), target, rate=case.rate, overwrite=True)
+            if not (keep_files and target.exists()):
+                source = write_input(case, scratch)
+                codec = api.load_codec(modality=get_registry().modality_for(source).name)
+                data, _ = codec.encode(codec.modality.load(source), operating_point=case.rate)
+                target.write_bytes(data)
             digests, samples = decode(case, target, scratch)
             np.save(case.reference_samples, samples)
             entries.append(

@@ -74,6 +74,11 @@ def _photo_crop(path: Path) -> None:
     Image.open(SAMPLES / "fruits.jpg").convert("RGB").crop((200, 150, 264, 198)).save(path)
 
 
+def _photo_256(path: Path) -> None:
+    """Large enough that a file at 0.25 bpp has bits for a coarse correction."""
+    Image.open(SAMPLES / "fruits.jpg").convert("RGB").crop((100, 100, 356, 292)).save(path)
+
+
 def _speech_second(path: Path) -> None:
     wave, rate = sf.read(SAMPLES / "prompts.flac", dtype="int16")
     sf.write(path, wave[:rate], rate, subtype="PCM_16")
@@ -91,6 +96,7 @@ def _samples(signal: Any) -> np.ndarray:
 CASES = (
     Case("image-64x48", ".png", _photo_crop, _pixels, within_one_level),
     Case("image-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp"),
+    Case("image-256x192-refined", ".png", _photo_256, _pixels, within_one_level, "0.25bpp"),
     Case("speech-1s", ".wav", _speech_second, _samples, within_snr),
     Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
 )
