@@ -111,14 +111,15 @@ class ImageModality:
             ),
             # The generator misses a photo's coarse colour and brightness (smooth errors
             # on skies and walls), which a grid of corrections fixes for a few % of the
-            # file (core/refinement.py). On 8 train photos at 0.08-0.25 bpp (effort fast,
-            # image-v1, benchmarks/compare_runs.py), shares of 3 / 6 / 12 % gave BD-rates
-            # of -22.4 / -23.1 / -26.8 % in PSNR, -1.3 / -0.8 / +0.2 % in MS-SSIM,
-            # -42 / -46 / -53 % in chroma PSNR and -51 / -58 / -65 % in flat-region PSNR.
+            # file (core/refinement.py). On 4 train photos at 0.06-0.25 bpp, 7 search
+            # steps (benchmarks/compare_runs.py against none), a share of 2 % gave BD-rates
+            # of -11.4 % in PSNR, +0.3 % in MS-SSIM, -28.9 % in chroma and -19.2 % in
+            # flat-region PSNR; 4 % -11.7 / +1.4 / -31.6 / -21.5 %. Judging the search's
+            # iterates after an (unquantized) correction did worse: -7.4 % PSNR at 4 %.
             refinement=RefinementConfig(
                 cells=[16, 24, 32, 48, 64, 96, 128],
                 steps=[0.004, 0.008, 0.012, 0.016, 0.024, 0.032],
-                share=0.04,
+                share=0.02,
             ),
             # Quantization starts early (step 3500) so a usable model exists within an
             # hour on one core; the long hard phase keeps improving when resumed. The
