@@ -63,14 +63,14 @@ def test_a_gain_learns_the_step_from_the_quantization_residual() -> None:
     with torch.no_grad():
         gains.log_latent.zero_()
     autoencoder = Autoencoder(torch.nn.Identity(), quantizer, torch.nn.Identity(), gains)
-    out = autoencoder(x, "hard", torch.zeros(2, dtype=torch.long))
+    out = autoencoder(x, "hard", torch.ones(2, dtype=torch.long))  # point 1: not anchored
     ((out.z - out.quantized.detach()) ** 2).mean().backward(retain_graph=True)
     assert gains.log_latent.grad is None
     ((out.x_hat - x.detach()) ** 2).sum().backward()
     residual = x.detach() - quantizer.dequantize(quantizer.indices(x))
     expected = -2 * (residual**2).sum()
-    assert float(gains.log_latent.grad[0, 0]) == pytest.approx(float(expected), rel=1e-5)
-    assert float(gains.log_latent.grad[1, 0]) == 0.0  # a point not in the batch
+    assert float(gains.log_latent.grad[1, 0]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(gains.log_latent.grad[0, 0]) == 0.0  # a point not in the batch
 
 
 def test_points_trained_at_larger_rate_weights_code_smaller_files(
@@ -205,13 +205,24 @@ def test_crops_of_large_signals_are_shown_at_many_scales() -> None:
     assert small.equal(ramp[:, :64])
 
 
-def test_point_gains_start_at_their_weights_and_stay_bounded() -> None:
+@pytest.mark.parametrize("anchored", [True, False])
+def test_point_gains_start_at_their_weights_and_stay_bounded(anchored: bool) -> None:
     weights = torch.tensor([0.03, 0.003, 0.3, 1.5])
-    gains = PointGains(weights, channels=2)
+    gains = PointGains(weights, channels=2, anchored=anchored)
     everyone = torch.arange(4)
-    expected = (weights / weights.log().mean().exp()) ** -GAIN_EXPONENT
+    reference = weights[0] if anchored else weights.log().mean().exp()
+    expected = (weights / reference) ** -GAIN_EXPONENT
     assert torch.allclose(gains.latent(everyone)[:, 0], expected, rtol=1e-5)
     assert torch.allclose(gains.input(everyone), 1 / gains.latent(everyone))
     with torch.no_grad():
         gains.log_latent.fill_(1e6)
     assert float(gains.latent(everyone).detach().max()) <= GAIN_BOUND
+
+
+def test_anchored_gains_keep_the_default_point_at_one() -> None:
+    """The encoder's output scale is then the default point's: no gain can trade with it."""
+    gains = PointGains(torch.tensor([0.03, 0.3]), channels=3)
+    points = torch.tensor([0, 1, 0])
+    gains.latent(points).sum().backward()
+    assert torch.equal(gains.latent(torch.tensor([0])), torch.ones(1, 3))
+    assert gains.log_latent.grad[0].abs().sum() == 0 and gains.log_latent.grad[1].abs().sum() > 0

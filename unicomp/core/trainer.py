@@ -81,25 +81,32 @@ class PointGains(nn.Module):
     500 times apart in weight, drifted to the same gains (0.62-0.69) and the same rates
     within 3500 hard steps, pulled down alike by the commitment loss.
 
-    A point's latent gain starts at λ^(-GAIN_EXPONENT) relative to the geometric mean
-    weight λ. Learned from 1, the gains of points 30 times apart in weight had moved 5 %
-    apart after 500 steps. (High-rate theory says λ^(-1/2): the distortion of a quantizer
-    of step Δ is ∝ Δ² and its rate falls by a bit per doubling of Δ, so λ = -dD/dR ∝ Δ².
-    Started there, the image model's gains moved back to about λ^(-0.3) within 2000
-    steps.)
+    Anchored (the default), the first point's gains stay 1 and the others start at
+    (λ/λ₀)^(-GAIN_EXPONENT) relative to its weight λ₀; free, a point's latent gain
+    starts at λ^(-GAIN_EXPONENT) relative to the geometric mean weight. Learned from 1,
+    the gains of points 30 times apart in weight had moved 5 % apart after 500 steps.
+    (High-rate theory says λ^(-1/2): the distortion of a quantizer of step Δ is ∝ Δ² and
+    its rate falls by a bit per doubling of Δ, so λ = -dD/dR ∝ Δ². Started there, the
+    image model's gains moved back to about λ^(-0.3) within 2000 steps.)
     """
 
-    def __init__(self, rate_weights: torch.Tensor, channels: int) -> None:
+    def __init__(self, rate_weights: torch.Tensor, channels: int, anchored: bool = True) -> None:
         super().__init__()
-        logs = -GAIN_EXPONENT * (rate_weights.log() - rate_weights.log().mean())
+        self.anchored = anchored
+        reference = rate_weights.log()[0] if anchored else rate_weights.log().mean()
+        logs = -GAIN_EXPONENT * (rate_weights.log() - reference)
         bound = math.log(GAIN_BOUND)
         raw = bound * torch.atanh((logs / bound).clamp(-0.99, 0.99))
         self.log_latent = nn.Parameter(raw.unsqueeze(1).expand(-1, channels).clone())
 
     def log_gains(self, points: torch.Tensor) -> torch.Tensor:
-        """Each point's log latent gains, kept within ±log(GAIN_BOUND) smoothly."""
+        """Each point's log latent gains, kept within ±log(GAIN_BOUND) smoothly (0 for
+        the first point's, anchored)."""
         bound = math.log(GAIN_BOUND)
-        return bound * torch.tanh(self.log_latent[points] / bound)
+        logs = bound * torch.tanh(self.log_latent[points] / bound)
+        if self.anchored:
+            logs = logs * (points != 0).unsqueeze(-1)
+        return logs
 
     def latent(self, points: torch.Tensor) -> torch.Tensor:
         return self.log_gains(points).exp()
@@ -302,7 +309,9 @@ class Trainer:
         axes = len(config.train.crop)
         self.rate_weights = torch.tensor(self.train_config.rate_weights, dtype=torch.float32)
         self.point_count = max(1, len(self.rate_weights))
-        gains = PointGains(self.rate_weights, channels) if self.point_count > 1 else None
+        gains = None
+        if self.point_count > 1:
+            gains = PointGains(self.rate_weights, channels, self.train_config.anchored_gains)
         rate_model = None
         if len(self.rate_weights):
             rate_model = ContextRateModel(self.point_count, channels, axes, symbols)
