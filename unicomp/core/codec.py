@@ -152,9 +152,11 @@ class Codec:
         # The latent aims at its share (never below the model's range); the correction
         # gets what is left.
         share = 0.0 if refining is None else refining.share
-        latent_target = None if target is None else target * (1.0 - share)
-        if latent_target is not None and self.rate_range is not None:
-            latent_target = min(target, max(latent_target, self.rate_range[0]))
+        latent_target = None
+        if target is not None:
+            latent_target = target * (1.0 - share)
+            if self.rate_range is not None:
+                latent_target = min(target, max(latent_target, self.rate_range[0]))
         if latent_target is None:
             point = self.model.point(operating_point)
             header = self._header(point, tuple(encoded.shape[1:]), side_info)
