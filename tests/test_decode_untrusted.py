@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import random_model, sensor_plugin
 from decode_path import DecodePath, seed_files
@@ -26,6 +27,7 @@ from unicomp.core import container
 from unicomp.core.catalog import MODEL_PATH_ENV
 from unicomp.core.checkpoint import load_model, save_model
 from unicomp.core.entropy import EntropyTables
+from unicomp.core.refinement import Refinement
 from unicomp.errors import FormatError, ModelError
 from unicomp.plugins.manager import build_registry
 
@@ -218,3 +220,22 @@ def test_a_model_whose_tables_do_not_fit_its_centers_is_refused(
     saved = save_model(model, tmp_path)
     with pytest.raises(ModelError, match="centers but entropy tables"):
         load_model(saved, sensor.build_networks)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(MODALITIES), st.integers(0, 99), st.data())
+def test_any_refinement_section_decodes_or_is_refused(
+    path: DecodePath, seeds, modality: str, pick: int, data: st.DataObject
+) -> None:
+    """A version 2 file: a valid section for the seed's decode, mutated, cut or random."""
+    seed = seeds[modality][pick % len(seeds[modality])]
+    header, payload = container.unpack(seed)
+    rank = data.draw(st.integers(1, 3))
+    cells = tuple(data.draw(st.integers(1, 64)) for _ in range(rank))
+    values = np.array(data.draw(st.lists(st.integers(-500, 500), min_size=1, max_size=16)))
+    section = bytearray(Refinement(cells, 0.01, values.reshape(1, -1, *[1] * (rank - 1))).encode())
+    for where, byte in data.draw(st.lists(st.tuples(st.floats(0, 0.999), st.integers(0, 255)))):
+        section[int(where * len(section))] = byte
+    kept = data.draw(st.integers(1, len(section)))
+    section = data.draw(st.sampled_from([bytes(section[:kept])]) | st.binary(min_size=1))
+    assert path(container.pack(header, payload, section)) in OUTCOMES

@@ -26,7 +26,9 @@ from unicomp.errors import FormatError, InputError, ModelError
 from unicomp.plugins.manager import Registry, get_registry
 
 UCZ_SUFFIX = ".ucz"
-MAX_UCZ_BYTES = container.MAX_PAYLOAD_BYTES + 2 * container.MAX_HEADER_BYTES
+MAX_UCZ_BYTES = (
+    container.MAX_PAYLOAD_BYTES + container.MAX_REFINEMENT_BYTES + 2 * container.MAX_HEADER_BYTES
+)
 
 PathLike = str | os.PathLike[str]
 #: A device name ("auto", "cpu", "cuda", "cuda:1"; see core/devices.py) or a torch device.
