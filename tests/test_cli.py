@@ -35,7 +35,9 @@ def test_compress_then_decompress_round_trip(cli_env, reading: Path, sensor) -> 
     ucz = reading.with_suffix(".ucz")
     assert report["output"] == str(ucz)
     assert report["total_bits"] == 8 * ucz.stat().st_size
-    assert report["total_bits"] == report["header_bits"] + report["payload_bits"]
+    assert report["total_bits"] == (
+        report["header_bits"] + report["payload_bits"] + report["refinement_bits"]
+    )
     assert report["rate"] == pytest.approx(report["total_bits"] / 1500)
     assert report["payload_bits"] <= 1.02 * report["estimated_bits"] + 64  # rANS flush
     assert report["metrics"]["snr_db"] > 15

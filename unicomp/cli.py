@@ -206,11 +206,12 @@ def compress(
             f" (asked {report.target_rate:g}: point {report.operating_point}, "
             f"{report.rate_trials} rate trials, {report.rate_seconds:.2f} s)"
         )
+    correction = f"correction {report.refinement_bits // 8}, " if report.refinement_bits else ""
     line = (
         f"{result.output}: {report.rate:.4g} {report.rate_unit}{asked} "
-        f"({report.total_bits // 8} bytes: payload {report.payload_bits // 8}, "
+        f"({report.total_bits // 8} bytes: payload {report.payload_bits // 8}, {correction}"
         f"header {report.header_bits // 8}; entropy estimate "
-        f"{report.estimated_bits / 8:.0f}), {report.iterations} ADMM iterations, "
+        f"{report.estimated_bits / 8:.0f}), {report.iterations} search iterations, "
         f"{report.seconds:.1f} s"
     )
     if result.metrics:

@@ -35,8 +35,10 @@ from unicomp.errors import FormatError, InputError, ModelError, UsageError
 class EncodeReport:
     """Honest bit accounting of one encoded signal, and what the encoder did for it.
 
-    ``target_rate`` is the rate asked for (None: coded at an operating point's own
-    weight); ``rate_trials`` and ``rate_seconds`` are what meeting it cost.
+    ``total_bits`` are the header's (every byte but the payload and the correction: the
+    framing too), the payload's and the correction's. ``target_rate`` is the rate asked
+    for (None: coded at an operating point's own weight); ``rate_trials`` and
+    ``rate_seconds`` are what meeting it cost.
     """
 
     total_bits: int
@@ -211,7 +213,7 @@ class Codec:
         total_bits = 8 * len(data)
         report = EncodeReport(
             total_bits=total_bits,
-            header_bits=total_bits - 8 * len(payload),
+            header_bits=total_bits - 8 * (len(payload) + len(section)),
             payload_bits=8 * len(payload),
             estimated_bits=point.coder.estimate_bits(indices, point.coder_tables),
             fixed_length_bits=point.search_tables.fixed_length_bits(indices.numel()),
