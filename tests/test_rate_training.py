@@ -63,7 +63,7 @@ def test_a_gain_learns_the_step_from_the_quantization_residual() -> None:
     with torch.no_grad():
         gains.log_latent.zero_()
     autoencoder = Autoencoder(torch.nn.Identity(), quantizer, torch.nn.Identity(), gains)
-    out = autoencoder(x, "hard", torch.ones(2, dtype=torch.long))  # point 1: not anchored
+    out = autoencoder(x, "hard", torch.ones(2, dtype=torch.long))  # point 1: not the anchor
     ((out.z - out.quantized.detach()) ** 2).mean().backward(retain_graph=True)
     assert gains.log_latent.grad is None
     ((out.x_hat - x.detach()) ** 2).sum().backward()
@@ -210,7 +210,7 @@ def test_point_gains_start_at_their_weights_and_stay_bounded(anchored: bool) -> 
     weights = torch.tensor([0.03, 0.003, 0.3, 1.5])
     gains = PointGains(weights, channels=2, anchored=anchored)
     everyone = torch.arange(4)
-    reference = weights[0] if anchored else weights.log().mean().exp()
+    reference = weights.min() if anchored else weights.log().mean().exp()
     expected = (weights / reference) ** -GAIN_EXPONENT
     assert torch.allclose(gains.latent(everyone)[:, 0], expected, rtol=1e-5)
     assert torch.allclose(gains.input(everyone), 1 / gains.latent(everyone))
@@ -219,10 +219,11 @@ def test_point_gains_start_at_their_weights_and_stay_bounded(anchored: bool) -> 
     assert float(gains.latent(everyone).detach().max()) <= GAIN_BOUND
 
 
-def test_anchored_gains_keep_the_default_point_at_one() -> None:
-    """The encoder's output scale is then the default point's: no gain can trade with it."""
-    gains = PointGains(torch.tensor([0.03, 0.3]), channels=3)
-    points = torch.tensor([0, 1, 0])
+def test_anchored_gains_keep_the_finest_point_at_one() -> None:
+    """The encoder's output scale is then the finest point's: no gain can trade with it."""
+    gains = PointGains(torch.tensor([0.03, 0.003, 0.3]), channels=3)
+    points = torch.tensor([0, 1, 2, 1])
     gains.latent(points).sum().backward()
-    assert torch.equal(gains.latent(torch.tensor([0])), torch.ones(1, 3))
-    assert gains.log_latent.grad[0].abs().sum() == 0 and gains.log_latent.grad[1].abs().sum() > 0
+    assert torch.equal(gains.latent(torch.tensor([1])), torch.ones(1, 3))
+    grad = gains.log_latent.grad.abs().sum(dim=1)
+    assert grad[1] == 0 and grad[0] > 0 and grad[2] > 0

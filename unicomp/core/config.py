@@ -111,8 +111,9 @@ class TrainConfig:
     ``max_downscale`` > 1 shows crops at random scales down to 1/max_downscale
     (core/data.py): for photos far larger than the signals the model will code.
 
-    ``anchored_gains`` keeps the default point's gains at 1, the others' relative to it
-    (core/trainer.py, PointGains): the encoder's output then has one scale. Free, every
+    ``anchored_gains`` keeps the gains of the point of the smallest rate weight at 1, the
+    others' relative to it (core/trainer.py, PointGains): the encoder's output then has
+    one scale, the finest point's. Free, every
     point's gains and the encoder's scale trade at no cost; in image-v2's run 3 the
     encoder's output shrank until three of its four points sat at the gain bound and
     coded alike (0.068, 0.068, 0.065 bpp on train photos at step 8500).

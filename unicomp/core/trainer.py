@@ -81,9 +81,13 @@ class PointGains(nn.Module):
     500 times apart in weight, drifted to the same gains (0.62-0.69) and the same rates
     within 3500 hard steps, pulled down alike by the commitment loss.
 
-    Anchored (the default), the first point's gains stay 1 and the others start at
-    (λ/λ₀)^(-GAIN_EXPONENT) relative to its weight λ₀; free, a point's latent gain
-    starts at λ^(-GAIN_EXPONENT) relative to the geometric mean weight. Learned from 1,
+    Anchored (the default), the gains of the point of the smallest weight λ₀ (the
+    finest quantization) stay 1 and the others start at (λ/λ₀)^(-GAIN_EXPONENT); free, a
+    point's latent gain starts at λ^(-GAIN_EXPONENT) relative to the geometric mean
+    weight. Anchored at the first point of image-v2 (not the finest), the encoder's
+    output shrank under the coarser points' rate terms and the anchored point lost its
+    rate to them: within 1000 soft steps it coded fewer bits than a point of ten times its
+    weight. Learned from 1,
     the gains of points 30 times apart in weight had moved 5 % apart after 500 steps.
     (High-rate theory says λ^(-1/2): the distortion of a quantizer of step Δ is ∝ Δ² and
     its rate falls by a bit per doubling of Δ, so λ = -dD/dR ∝ Δ². Started there, the
@@ -92,8 +96,8 @@ class PointGains(nn.Module):
 
     def __init__(self, rate_weights: torch.Tensor, channels: int, anchored: bool = True) -> None:
         super().__init__()
-        self.anchored = anchored
-        reference = rate_weights.log()[0] if anchored else rate_weights.log().mean()
+        self.anchor = int(rate_weights.argmin()) if anchored else None
+        reference = rate_weights.log().min() if anchored else rate_weights.log().mean()
         logs = -GAIN_EXPONENT * (rate_weights.log() - reference)
         bound = math.log(GAIN_BOUND)
         raw = bound * torch.atanh((logs / bound).clamp(-0.99, 0.99))
@@ -101,11 +105,11 @@ class PointGains(nn.Module):
 
     def log_gains(self, points: torch.Tensor) -> torch.Tensor:
         """Each point's log latent gains, kept within ±log(GAIN_BOUND) smoothly (0 for
-        the first point's, anchored)."""
+        the anchor's)."""
         bound = math.log(GAIN_BOUND)
         logs = bound * torch.tanh(self.log_latent[points] / bound)
-        if self.anchored:
-            logs = logs * (points != 0).unsqueeze(-1)
+        if self.anchor is not None:
+            logs = logs * (points != self.anchor).unsqueeze(-1)
         return logs
 
     def latent(self, points: torch.Tensor) -> torch.Tensor:
