@@ -59,18 +59,18 @@ def test_a_gain_learns_the_step_from_the_quantization_residual() -> None:
     quantizer = Quantizer(QuantizerConfig(num_centers=3))
     with torch.no_grad():
         quantizer.centers.copy_(torch.tensor([-1.0, 0.0, 1.0]))
-    gains = PointGains(torch.tensor([0.01, 1.0]), channels=1)
+    gains = PointGains(torch.tensor([0.01, 1.0]), channels=1, centered=False)
     with torch.no_grad():
         gains.log_latent.zero_()
     autoencoder = Autoencoder(torch.nn.Identity(), quantizer, torch.nn.Identity(), gains)
-    out = autoencoder(x, "hard", torch.ones(2, dtype=torch.long))  # point 1: not the anchor
+    out = autoencoder(x, "hard", torch.zeros(2, dtype=torch.long))
     ((out.z - out.quantized.detach()) ** 2).mean().backward(retain_graph=True)
     assert gains.log_latent.grad is None
     ((out.x_hat - x.detach()) ** 2).sum().backward()
     residual = x.detach() - quantizer.dequantize(quantizer.indices(x))
     expected = -2 * (residual**2).sum()
-    assert float(gains.log_latent.grad[1, 0]) == pytest.approx(float(expected), rel=1e-5)
-    assert float(gains.log_latent.grad[0, 0]) == 0.0  # a point not in the batch
+    assert float(gains.log_latent.grad[0, 0]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(gains.log_latent.grad[1, 0]) == 0.0  # a point not in the batch
 
 
 def test_points_trained_at_larger_rate_weights_code_smaller_files(
@@ -205,25 +205,29 @@ def test_crops_of_large_signals_are_shown_at_many_scales() -> None:
     assert small.equal(ramp[:, :64])
 
 
-@pytest.mark.parametrize("anchored", [True, False])
-def test_point_gains_start_at_their_weights_and_stay_bounded(anchored: bool) -> None:
+@pytest.mark.parametrize("centered", [True, False])
+def test_point_gains_start_at_their_weights_and_stay_bounded(centered: bool) -> None:
     weights = torch.tensor([0.03, 0.003, 0.3, 1.5])
-    gains = PointGains(weights, channels=2, anchored=anchored)
+    gains = PointGains(weights, channels=2, centered=centered)
     everyone = torch.arange(4)
-    reference = weights.min() if anchored else weights.log().mean().exp()
-    expected = (weights / reference) ** -GAIN_EXPONENT
+    expected = (weights / weights.log().mean().exp()) ** -GAIN_EXPONENT
     assert torch.allclose(gains.latent(everyone)[:, 0], expected, rtol=1e-5)
     assert torch.allclose(gains.input(everyone), 1 / gains.latent(everyone))
     with torch.no_grad():
-        gains.log_latent.fill_(1e6)
-    assert float(gains.latent(everyone).detach().max()) <= GAIN_BOUND
+        gains.log_latent[1:].fill_(1e6)
+    limit = GAIN_BOUND**2 if centered else GAIN_BOUND
+    assert float(gains.latent(everyone).detach().max()) <= limit
 
 
-def test_anchored_gains_keep_the_finest_point_at_one() -> None:
-    """The encoder's output scale is then the finest point's: no gain can trade with it."""
+def test_centered_gains_cannot_all_grow_together() -> None:
+    """Each channel's log gains sum to zero over the points whatever the parameters, so
+    the encoder's output scale has no gain to trade with."""
     gains = PointGains(torch.tensor([0.03, 0.003, 0.3]), channels=3)
-    points = torch.tensor([0, 1, 2, 1])
-    gains.latent(points).sum().backward()
-    assert torch.equal(gains.latent(torch.tensor([1])), torch.ones(1, 3))
-    grad = gains.log_latent.grad.abs().sum(dim=1)
-    assert grad[1] == 0 and grad[0] > 0 and grad[2] > 0
+    everyone = torch.arange(3)
+    for raw in (gains.log_latent.detach().clone(), torch.randn(3, 3) + 2.0):
+        with torch.no_grad():
+            gains.log_latent.copy_(raw)
+        total = gains.latent(everyone).log().sum(dim=0)
+        assert torch.allclose(total, torch.zeros(3), atol=1e-5)
+    gains.latent(torch.tensor([0])).sum().backward()  # the others move against it
+    assert (gains.log_latent.grad[0] > 0).all() and (gains.log_latent.grad[1:] < 0).all()

@@ -111,12 +111,11 @@ class TrainConfig:
     ``max_downscale`` > 1 shows crops at random scales down to 1/max_downscale
     (core/data.py): for photos far larger than the signals the model will code.
 
-    ``anchored_gains`` keeps the gains of the point of the smallest rate weight at 1, the
-    others' relative to it (core/trainer.py, PointGains): the encoder's output then has
-    one scale, the finest point's. Free, every
-    point's gains and the encoder's scale trade at no cost; in image-v2's run 3 the
-    encoder's output shrank until three of its four points sat at the gain bound and
-    coded alike (0.068, 0.068, 0.065 bpp on train photos at step 8500).
+    ``centered_gains`` makes each channel's log gains sum to zero over the points
+    (core/trainer.py, PointGains), so that they cannot trade with the encoder's output
+    scale. Free, in image-v2's run 3 the encoder's output shrank until three of its four
+    points sat at the gain bound and coded alike (0.068, 0.068, 0.065 bpp on train
+    photos at step 8500).
     """
 
     float_steps: int = 2000
@@ -132,7 +131,7 @@ class TrainConfig:
     commitment_weight: float = 0.25
     rate_weights: list[float] = field(default_factory=list)
     max_downscale: float = 1.0
-    anchored_gains: bool = True
+    centered_gains: bool = True
     adversarial_start: int = 0
     checkpoint_every: int = 200
     log_every: int = 10

@@ -62,7 +62,8 @@ KMEANS_BATCHES = 8
 GAIN_LR_SCALE = 10.0
 #: How the point gains start (see :class:`PointGains`).
 GAIN_EXPONENT = 0.3
-#: A latent gain stays within this factor of 1 either way. Unbounded, the gains of
+#: A latent gain stays within this factor of 1 either way (its square, centered over
+#: the points). Unbounded, the gains of
 #: channels whose encoder output was dying grew to 9300 in image-v2's run 2, the
 #: commitment loss spiked to 7400, and the model collapsed near step 5800.
 GAIN_BOUND = 16.0
@@ -81,36 +82,36 @@ class PointGains(nn.Module):
     500 times apart in weight, drifted to the same gains (0.62-0.69) and the same rates
     within 3500 hard steps, pulled down alike by the commitment loss.
 
-    Anchored (the default), the gains of the point of the smallest weight λ₀ (the
-    finest quantization) stay 1 and the others start at (λ/λ₀)^(-GAIN_EXPONENT); free, a
-    point's latent gain starts at λ^(-GAIN_EXPONENT) relative to the geometric mean
-    weight. Anchored at the first point of image-v2 (not the finest), the encoder's
-    output shrank under the coarser points' rate terms and the anchored point lost its
-    rate to them: within 1000 soft steps it coded fewer bits than a point of ten times its
-    weight. Learned from 1,
+    Centered (the default), each channel's log gains sum to zero over the points, so
+    the encoder's output scale cannot trade with them: free, all of image-v2 run 3's
+    gains grew together while the encoder's output shrank, until three points sat at the
+    bound and coded alike. Anchoring one point's gains at 1 instead let that point pay
+    for the shrinking alone: anchored at the first point (run 4) or at the finest (run 5),
+    the anchored point's bits fell below those of points of ten times its weight within
+    1000 soft steps. A point's log gain starts at -GAIN_EXPONENT times its log weight's
+    distance from the mean log weight. Learned from 1,
     the gains of points 30 times apart in weight had moved 5 % apart after 500 steps.
     (High-rate theory says λ^(-1/2): the distortion of a quantizer of step Δ is ∝ Δ² and
     its rate falls by a bit per doubling of Δ, so λ = -dD/dR ∝ Δ². Started there, the
     image model's gains moved back to about λ^(-0.3) within 2000 steps.)
     """
 
-    def __init__(self, rate_weights: torch.Tensor, channels: int, anchored: bool = True) -> None:
+    def __init__(self, rate_weights: torch.Tensor, channels: int, centered: bool = True) -> None:
         super().__init__()
-        self.anchor = int(rate_weights.argmin()) if anchored else None
-        reference = rate_weights.log().min() if anchored else rate_weights.log().mean()
-        logs = -GAIN_EXPONENT * (rate_weights.log() - reference)
+        self.centered = centered
+        logs = -GAIN_EXPONENT * (rate_weights.log() - rate_weights.log().mean())
         bound = math.log(GAIN_BOUND)
         raw = bound * torch.atanh((logs / bound).clamp(-0.99, 0.99))
         self.log_latent = nn.Parameter(raw.unsqueeze(1).expand(-1, channels).clone())
 
     def log_gains(self, points: torch.Tensor) -> torch.Tensor:
-        """Each point's log latent gains, kept within ±log(GAIN_BOUND) smoothly (0 for
-        the anchor's)."""
+        """Each point's log latent gains: kept within ±log(GAIN_BOUND) smoothly, then
+        (centered) less their mean over the points."""
         bound = math.log(GAIN_BOUND)
-        logs = bound * torch.tanh(self.log_latent[points] / bound)
-        if self.anchor is not None:
-            logs = logs * (points != self.anchor).unsqueeze(-1)
-        return logs
+        logs = bound * torch.tanh(self.log_latent / bound)
+        if self.centered:
+            logs = logs - logs.mean(dim=0, keepdim=True)
+        return logs[points]
 
     def latent(self, points: torch.Tensor) -> torch.Tensor:
         return self.log_gains(points).exp()
@@ -315,7 +316,7 @@ class Trainer:
         self.point_count = max(1, len(self.rate_weights))
         gains = None
         if self.point_count > 1:
-            gains = PointGains(self.rate_weights, channels, self.train_config.anchored_gains)
+            gains = PointGains(self.rate_weights, channels, self.train_config.centered_gains)
         rate_model = None
         if len(self.rate_weights):
             rate_model = ContextRateModel(self.point_count, channels, axes, symbols)
