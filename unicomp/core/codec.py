@@ -353,15 +353,13 @@ class Codec:
 
     def decode_indices(self, data: bytes) -> tuple[container.Header, torch.Tensor]:
         """Parse a file made by this model and entropy-decode its center indices."""
-        header, _, indices = self._unpack(data)
-        return header, indices
+        parts, _, indices = self._unpack(data)
+        return parts.header, indices
 
     def decode(self, data: bytes) -> Any:
         """Reconstruct the signal stored in ``data``, on the kernels and the one thread the
         decoding contract fixes (core/kernels.py), so every CPU gets the same samples."""
-        parts = container.unpack_parts(data)
-        point = self.check_header(parts.header)
-        indices = self._decode_payload(parts, point)
+        parts, point, indices = self._unpack(data)
         latent = self.model.quantizer.dequantize(indices.to(self.device)).unsqueeze(0)
         with torch.no_grad(), kernels.decoding_kernels(self.device.type):
             x_hat = point.generator(latent)[0].cpu()
@@ -406,15 +404,12 @@ class Codec:
         """Channels plus one axis per signal axis, which training crops cover one each."""
         return 1 + len(self.model.config.train.crop)
 
-    def _unpack(self, data: bytes) -> tuple[container.Header, OperatingPoint, torch.Tensor]:
-        """The header, the operating point that decodes the file, and its indices."""
+    def _unpack(self, data: bytes) -> tuple[container.Parts, OperatingPoint, torch.Tensor]:
+        """The file's parts, the operating point that decodes it, and its indices."""
         parts = container.unpack_parts(data)
         point = self.check_header(parts.header)
-        return parts.header, point, self._decode_payload(parts, point)
-
-    @staticmethod
-    def _decode_payload(parts: container.Parts, point: OperatingPoint) -> torch.Tensor:
-        return point.coder.decode(parts.payload, parts.header.latent_shape, point.coder_tables)
+        shape = parts.header.latent_shape
+        return parts, point, point.coder.decode(parts.payload, shape, point.coder_tables)
 
 
 def _coded_bits(point: OperatingPoint, indices: torch.Tensor) -> torch.Tensor:
