@@ -58,6 +58,22 @@ def seeds(path: DecodePath) -> dict[str, list[bytes]]:
     return {name: seed_files(load_codec(names[name], registry=registry)) for name in MODALITIES}
 
 
+#: Bytes to overwrite, each at a fraction of the data's length.
+EDITS = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=4)
+
+
+def seed_of(seeds: dict[str, list[bytes]], modality: str, pick: int) -> bytes:
+    return seeds[modality][pick % len(seeds[modality])]
+
+
+def mutated(data: bytes, edits: list[tuple[float, int]], kept: float) -> bytes:
+    """``data`` with ``edits`` made, then cut to the fraction ``kept`` of its length."""
+    changed = bytearray(data)
+    for where, byte in edits:
+        changed[int(where * len(changed))] = byte
+    return bytes(changed[: round(kept * len(changed))])
+
+
 def with_crc(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -88,20 +104,11 @@ def test_valid_files_of_every_modality_decode(path: DecodePath, seeds) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    st.sampled_from(MODALITIES),
-    st.integers(0, 99),
-    st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=4),
-    st.floats(0, 1),
-    st.booleans(),
-)
+@given(st.sampled_from(MODALITIES), st.integers(0, 99), EDITS, st.floats(0, 1), st.booleans())
 def test_mutated_or_truncated_files_decode_or_are_refused(
     path: DecodePath, seeds, modality: str, pick: int, edits, kept: float, fix_crc: bool
 ) -> None:
-    data = bytearray(seeds[modality][pick % len(seeds[modality])])
-    for where, byte in edits:
-        data[int(where * len(data))] = byte
-    data = bytes(data[: round(kept * len(data))])
+    data = mutated(seed_of(seeds, modality, pick), edits, kept)
     if fix_crc and len(data) >= 4:
         data = with_crc(data[:-4])
     assert path(data) in OUTCOMES
@@ -120,7 +127,7 @@ def test_random_bytes_are_refused(path: DecodePath, data: bytes, behind_magic: b
 def test_any_header_a_writer_accepts_decodes_or_is_refused(
     path: DecodePath, seeds, modality: str, pick: int, data: st.DataObject
 ) -> None:
-    seed = seeds[modality][pick % len(seeds[modality])]
+    seed = seed_of(seeds, modality, pick)
     header, payload = container.unpack(seed)
     side_values = st.one_of(
         st.integers(-(1 << 63), (1 << 63) - 1),
@@ -228,14 +235,12 @@ def test_any_refinement_section_decodes_or_is_refused(
     path: DecodePath, seeds, modality: str, pick: int, data: st.DataObject
 ) -> None:
     """A version 2 file: a valid section for the seed's decode, mutated, cut or random."""
-    seed = seeds[modality][pick % len(seeds[modality])]
-    header, payload = container.unpack(seed)
+    header, payload = container.unpack(seed_of(seeds, modality, pick))
     rank = data.draw(st.integers(1, 3))
     cells = tuple(data.draw(st.integers(1, 64)) for _ in range(rank))
     values = np.array(data.draw(st.lists(st.integers(-500, 500), min_size=1, max_size=16)))
-    section = bytearray(Refinement(cells, 0.01, values.reshape(1, -1, *[1] * (rank - 1))).encode())
-    for where, byte in data.draw(st.lists(st.tuples(st.floats(0, 0.999), st.integers(0, 255)))):
-        section[int(where * len(section))] = byte
-    kept = data.draw(st.integers(1, len(section)))
-    section = data.draw(st.sampled_from([bytes(section[:kept])]) | st.binary(min_size=1))
+    section = Refinement(cells, 0.01, values.reshape(1, -1, *[1] * (rank - 1))).encode()
+    # At least one byte: an empty section would make a version 1 file.
+    cut = mutated(section, data.draw(EDITS), data.draw(st.floats(0, 1))) or section[:1]
+    section = data.draw(st.sampled_from([cut]) | st.binary(min_size=1))
     assert path(container.pack(header, payload, section)) in OUTCOMES

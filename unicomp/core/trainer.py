@@ -63,9 +63,9 @@ GAIN_LR_SCALE = 10.0
 #: How the point gains start (see :class:`PointGains`).
 GAIN_EXPONENT = 0.3
 #: A latent gain stays within this factor of 1 either way (its square, centered over
-#: the points). Unbounded, the gains of
-#: channels whose encoder output was dying grew to 9300 in image-v2's run 2, the
-#: commitment loss spiked to 7400, and the model collapsed near step 5800.
+#: the points). Unbounded, the gains of channels whose encoder output was dying grew to
+#: 9300 in image-v2's run 2, the commitment loss spiked to 7400, and the model collapsed
+#: near step 5800.
 GAIN_BOUND = 16.0
 
 
@@ -89,8 +89,8 @@ class PointGains(nn.Module):
     for the shrinking alone: anchored at the first point (run 4) or at the finest (run 5),
     the anchored point's bits fell below those of points of ten times its weight within
     1000 soft steps. A point's log gain starts at -GAIN_EXPONENT times its log weight's
-    distance from the mean log weight. Learned from 1,
-    the gains of points 30 times apart in weight had moved 5 % apart after 500 steps.
+    distance from the mean log weight. Learned from 1, the gains of points 30 times
+    apart in weight had moved 5 % apart after 500 steps.
     (High-rate theory says λ^(-1/2): the distortion of a quantizer of step Δ is ∝ Δ² and
     its rate falls by a bit per doubling of Δ, so λ = -dD/dR ∝ Δ². Started there, the
     image model's gains moved back to about λ^(-0.3) within 2000 steps.)
