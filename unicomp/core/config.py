@@ -116,6 +116,10 @@ class TrainConfig:
     scale. Free, in image-v2's run 3 the encoder's output shrank until three of its four
     points sat at the gain bound and coded alike (0.068, 0.068, 0.065 bpp on train
     photos at step 8500).
+
+    ``rate_targets`` (one per rate weight, bits per latent element as the training
+    tables count them) steers the points to those rates (core/rate_steering.py); the
+    weights then only start the rate term's level and set its proportions.
     """
 
     float_steps: int = 2000
@@ -130,12 +134,22 @@ class TrainConfig:
     reconstruction_weight: float = 1.0
     commitment_weight: float = 0.25
     rate_weights: list[float] = field(default_factory=list)
+    rate_targets: list[float] = field(default_factory=list)
     max_downscale: float = 1.0
     centered_gains: bool = True
     adversarial_start: int = 0
     checkpoint_every: int = 200
     log_every: int = 10
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rate_targets and len(self.rate_targets) != len(self.rate_weights):
+            raise UsageError(
+                f"rate_targets needs one target per rate weight ({len(self.rate_weights)}),"
+                f" got {len(self.rate_targets)}"
+            )
+        if any(not target > 0 for target in self.rate_targets):
+            raise UsageError(f"rate_targets must be positive, got {self.rate_targets}")
 
     @property
     def total_steps(self) -> int:

@@ -51,6 +51,7 @@ from unicomp.core.modality import Modality
 from unicomp.core.points import TRAINED_PREFIX, OperatingPoint
 from unicomp.core.quantizer import Mode, Quantizer
 from unicomp.core.rate_model import ContextRateModel
+from unicomp.core.rate_steering import RateSteering
 from unicomp.errors import InputError
 
 STATE_NAME = "state"
@@ -96,21 +97,38 @@ class PointGains(nn.Module):
     image model's gains moved back to about λ^(-0.3) within 2000 steps.)
     """
 
-    def __init__(self, rate_weights: torch.Tensor, channels: int, centered: bool = True) -> None:
+    def __init__(
+        self,
+        rate_weights: torch.Tensor,
+        channels: int,
+        centered: bool = True,
+        log_scale: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.centered = centered
-        logs = -GAIN_EXPONENT * (rate_weights.log() - rate_weights.log().mean())
+        self.log_scale: torch.Tensor | None
+        self.register_buffer("log_scale", None if log_scale is None else log_scale.float().clone())
+        if log_scale is None:
+            logs = -GAIN_EXPONENT * (rate_weights.log() - rate_weights.log().mean())
+        else:  # steered (core/rate_steering.py): the scales carry the points apart
+            logs = torch.zeros_like(rate_weights)
         bound = math.log(GAIN_BOUND)
         raw = bound * torch.atanh((logs / bound).clamp(-0.99, 0.99))
         self.log_latent = nn.Parameter(raw.unsqueeze(1).expand(-1, channels).clone())
 
     def log_gains(self, points: torch.Tensor) -> torch.Tensor:
         """Each point's log latent gains: kept within ±log(GAIN_BOUND) smoothly, then
-        (centered) less their mean over the points."""
+        (centered) less their mean over the points; steered, less their mean over the
+        channels too, plus the point's steered scale."""
         bound = math.log(GAIN_BOUND)
         logs = bound * torch.tanh(self.log_latent / bound)
         if self.centered:
             logs = logs - logs.mean(dim=0, keepdim=True)
+        if self.log_scale is not None:
+            # The point's level is the steered scale's alone: learned, each point's mean
+            # log gain undid its scale (the sensor's points, steered 2.3 apart, had
+            # learned 2.1 back within 300 steps).
+            logs = logs - logs.mean(dim=1, keepdim=True) + self.log_scale.unsqueeze(1)
         return logs[points]
 
     def latent(self, points: torch.Tensor) -> torch.Tensor:
@@ -140,7 +158,7 @@ class Forward:
 
 class Autoencoder(nn.Module):
     """Encoder, quantizer and generator as one module, so DDP syncs them together, with
-    the point gains and the rate model of rate-aware training."""
+    the point gains, the rate model and the rate steering of rate-aware training."""
 
     def __init__(
         self,
@@ -149,6 +167,7 @@ class Autoencoder(nn.Module):
         generator: nn.Module,
         gains: PointGains | None = None,
         rate_model: ContextRateModel | None = None,
+        steering: RateSteering | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -156,6 +175,7 @@ class Autoencoder(nn.Module):
         self.generator = generator
         self.gains = gains
         self.rate_model = rate_model
+        self.steering = steering
 
     def latent(self, x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The latent the quantizer gets: the encoder's output at each item's point."""
@@ -314,15 +334,23 @@ class Trainer:
         axes = len(config.train.crop)
         self.rate_weights = torch.tensor(self.train_config.rate_weights, dtype=torch.float32)
         self.point_count = max(1, len(self.rate_weights))
+        steering = None
+        if self.train_config.rate_targets:
+            steering = RateSteering(torch.tensor(self.train_config.rate_targets))
         gains = None
         if self.point_count > 1:
-            gains = PointGains(self.rate_weights, channels, self.train_config.centered_gains)
+            gains = PointGains(
+                self.rate_weights,
+                channels,
+                self.train_config.centered_gains,
+                None if steering is None else steering.initial_log_scales(),
+            )
         rate_model = None
         if len(self.rate_weights):
             rate_model = ContextRateModel(self.point_count, channels, axes, symbols)
         # Built on the CPU from the seed, then moved: every device starts from the same weights.
         self.autoencoder = Autoencoder(
-            encoder, Quantizer(config.quantizer), generator, gains, rate_model
+            encoder, Quantizer(config.quantizer), generator, gains, rate_model, steering
         ).to(self.device)
         self.discriminator = discriminator.to(self.device)
         self.schedule = BatchSchedule(
@@ -541,7 +569,10 @@ class Trainer:
             losses["commitment"] = float(commitment.detach())
             self._count(indices.cpu(), points.cpu())
         if bits is not None:
-            loss_g = loss_g + (self.rate_weights.to(bits.device)[points] * bits).mean()
+            weights = self.rate_weights.to(bits.device)[points]
+            if self.autoencoder.steering is not None:
+                weights = weights * self.autoencoder.steering.multiplier()
+            loss_g = loss_g + (weights * bits).mean()
             losses["bits"] = float(bits.detach().mean())
             for index in range(self.point_count):
                 chosen = points == index
@@ -572,7 +603,24 @@ class Trainer:
         loss_g.backward()
         losses["gradient_g"] = _guarded_step(self.optimizer_g, self.guard_g)
         losses["generator"] = float(loss_g.detach())
+        if bits is not None and self.autoencoder.steering is not None:
+            losses["rate_multiplier"] = self._steer(bits.detach(), points)
         return losses
+
+    def _steer(self, bits: torch.Tensor, points: torch.Tensor) -> float:
+        """Move the rate multiplier and the point scales (core/rate_steering.py) on this
+        step's bits, summed over all ranks so that every replica moves alike; return
+        the multiplier the next step uses."""
+        steering, gains = self.autoencoder.steering, self.autoencoder.gains
+        assert steering is not None
+        sums = torch.zeros(2, self.point_count, device=bits.device)
+        sums[0].index_add_(0, points.to(bits.device), bits.float())
+        sums[1].index_add_(0, points.to(bits.device), torch.ones_like(bits, dtype=torch.float))
+        if self.dist.active:
+            dist.all_reduce(sums)
+        scale = gains.log_scale if gains is not None else None
+        steering.update(sums[0], sums[1], scale)
+        return float(steering.multiplier())
 
     def _points_of_step(self, batch: int) -> torch.Tensor:
         """Each item's operating point: every point in turn, shifted by one each step,
@@ -634,12 +682,15 @@ class Trainer:
     def _initialise_centers(self) -> None:
         """k-means on encoder outputs of a few batches; rank 0 decides for everyone.
 
-        Latents are taken at the point of the smallest rate weight, the widest spread:
+        Latents are taken at the point of the smallest rate weight (or the largest rate
+        target), the widest spread:
         fitted to all points' latents together, k-means packed the centers densely where
         the narrow low-rate latents overlap the others, and the point trained at the
         largest weight spent the most bits.
         """
         widest = int(self.rate_weights.argmin()) if len(self.rate_weights) else 0
+        if self.train_config.rate_targets:
+            widest = int(torch.tensor(self.train_config.rate_targets).argmax())
         samples = []
         for i in range(KMEANS_BATCHES):
             batch = self.schedule.batch(self.step + i).to(self.device)
