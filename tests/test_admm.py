@@ -90,6 +90,11 @@ def test_search_never_returns_worse_than_the_encoder_output(sensor, searched, me
             config=AdmmConfig(iterations=5, rho=rho, learning_rate=learning_rate),
         )
         assert (result.distortion <= start.distortion).all()
+        # The decode it returns is the generator's output for the indices it returns.
+        with torch.no_grad():
+            decoded = model.point().generator(model.quantizer.dequantize(result.indices))
+        assert torch.allclose(result.decoded, decoded, atol=1e-5)
+        assert torch.allclose(sensor.distortion(result.decoded, x), result.distortion)
 
 
 def test_rate_weight_trades_distortion_for_bits(sensor, searched) -> None:

@@ -49,10 +49,13 @@ Distortion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class SearchResult:
-    """Indices to transmit and what they cost, per signal of the batch."""
+    """Indices to transmit and what they cost, per signal of the batch, with the
+    generator's output for them (``decoded``): what a decoder reconstructs, up to float
+    rounding, so the encoder need not run the generator on them again."""
 
     indices: torch.Tensor
     distortion: torch.Tensor
+    decoded: torch.Tensor
     iterations: int
 
 
@@ -158,7 +161,8 @@ def admm_search(
                 indices = project_iterate(z + dual, centers, bits, rate_weight, projector)
                 target = centers[indices]
                 dual += z - target
-                better = incumbent.offer(indices, distortion(generator(target), x))
+                decoded = generator(target)
+                better = incumbent.offer(indices, distortion(decoded, x), decoded)
                 # Scaled dual variable: u = y / rho must be rescaled when rho changes.
                 new_rho = rho * config.rho_growth
                 dual *= rho / new_rho
@@ -199,7 +203,8 @@ class Incumbent:
         self.admissible = admissible
         with frozen(generator), torch.no_grad():
             self.indices = project(z0, centers, bits, self.rate_weight)
-            self.distortion = distortion(generator(centers[self.indices]), x)
+            self.decoded = generator(centers[self.indices])
+            self.distortion = distortion(self.decoded, x)
             self.priced_rate = rate if self.rate_weight > 0 and admissible is None else None
             self.price = torch.zeros_like(self.distortion)
             if self.priced_rate is not None:
@@ -213,9 +218,11 @@ class Incumbent:
         return value + self.price * self.priced_rate(indices)
 
     @torch.no_grad()
-    def offer(self, indices: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    def offer(
+        self, indices: torch.Tensor, value: torch.Tensor, decoded: torch.Tensor
+    ) -> torch.Tensor:
         """Keep ``indices`` for the signals whose cost they lower (``value``: their
-        distortion); return which did."""
+        distortion, ``decoded``: the generator's output for them); return which did."""
         candidate = self._cost(indices, value)
         better = candidate < self.cost
         if self.admissible is not None:
@@ -224,10 +231,12 @@ class Incumbent:
         self.distortion = torch.where(better, value, self.distortion)
         mask = better.reshape((-1,) + (1,) * (indices.dim() - 1))
         self.indices = torch.where(mask, indices, self.indices)
+        mask = better.reshape((-1,) + (1,) * (decoded.dim() - 1))
+        self.decoded = torch.where(mask, decoded.detach(), self.decoded)
         return better
 
     def result(self, iterations: int) -> SearchResult:
-        return SearchResult(self.indices, self.distortion, iterations)
+        return SearchResult(self.indices, self.distortion, self.decoded, iterations)
 
 
 def out_of_time(config: AdmmConfig, started: float) -> bool:
@@ -261,5 +270,6 @@ def backprop_then_project(
             optimizer.step()
         with torch.no_grad():
             indices = project(z, centers)
-            value = distortion(generator(centers[indices]), x)
-    return SearchResult(indices, value, steps)
+            decoded = generator(centers[indices])
+            value = distortion(decoded, x)
+    return SearchResult(indices, value, decoded, steps)

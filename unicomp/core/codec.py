@@ -208,7 +208,7 @@ class Codec:
                 budget = share / (1.0 - share) * latent_bits
             else:
                 budget = target / self.modality.rate(1, signal) - latent_bits
-            section = self._refinement(point, x[0], indices, int(budget), refining)
+            section = self._refinement(x[0], result.decoded[0], int(budget), refining)
         data = container.pack(header, payload, section)
         total_bits = 8 * len(data)
         report = EncodeReport(
@@ -234,22 +234,15 @@ class Codec:
         return data, report
 
     def _refinement(
-        self,
-        point: OperatingPoint,
-        x: torch.Tensor,
-        indices: torch.Tensor,
-        budget_bits: int,
-        config: RefinementConfig,
+        self, x: torch.Tensor, x_hat: torch.Tensor, budget_bits: int, config: RefinementConfig
     ) -> bytes:
-        """The refinement section that best corrects the decode of ``indices`` towards
-        ``x`` (model space) in at most ``budget_bits`` with its length prefix; empty if
-        none fits or helps."""
+        """The refinement section that best corrects the decode ``x_hat`` towards ``x``
+        (model space) in at most ``budget_bits`` with its length prefix; empty if none
+        fits or helps."""
         prefix_bits = 8 * len(container.varint_bytes(max(budget_bits, 0) // 8))
         if budget_bits <= prefix_bits:
             return b""
-        with torch.no_grad():
-            x_hat = point.generator(self.model.quantizer.dequantize(indices.to(self.device))[None])
-        residual = x.detach().cpu() - x_hat[0].cpu()
+        residual = x.detach().cpu() - x_hat.detach().cpu()
         chosen = refinement.choose(residual, config.cells, config.steps, budget_bits - prefix_bits)
         return b"" if chosen is None else chosen.encode()
 

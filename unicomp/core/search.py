@@ -76,9 +76,10 @@ def straight_through_search(
             with torch.no_grad():
                 indices = project_iterate(z, centers, bits, incumbent.rate_weight, projector)
             # The projection's value, with z's gradient passed straight through it.
-            value = distortion(generator(centers[indices] + (z - z.detach())), x)
+            decoded = generator(centers[indices] + (z - z.detach()))
+            value = distortion(decoded, x)
             (gradient,) = torch.autograd.grad(value.sum(), z)
-            incumbent.offer(indices, value.detach())
+            incumbent.offer(indices, value.detach(), decoded.detach())
             with torch.no_grad():
                 z -= config.learning_rate * per_item_unit_rms(gradient)
             if on_iteration is not None:
