@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,23 @@ def main() -> None:
     if group_of is not None:  # speech: narrowband copies apart from their wideband prompts
         for signal in signals:
             groups.setdefault(group_of(signal), []).append(signal)
-    for point, weight in zip(codec.model.points, weights, strict=False):
+    targets = codec.model.config.train.rate_targets
+    for index, point in enumerate(codec.model.points[: len(weights)]):
+        label = point.label or "default"
+        trained_at = f"weight {weights[index]:g}"
+        if targets:
+            trained_at += f", target {targets[index]:g} bits"
+        print(f"{label} ({trained_at})")
         coded = {id(s): _code(codec, s, point.label) for s in signals}
         for group, members in groups.items():
             rate = statistics.fmean(coded[id(s)][0] for s in members)
-            metrics = [coded[id(s)][1] for s in members]
-            scores = "  ".join(
-                f"{name} {finite_mean(m[name] for m in metrics):.4g}" for name in metrics[0]
-            )
-            label = point.label or "default"
-            print(f"{label:>10}  weight {weight:<8g} {group:>10} {rate:.4f} {unit}  {scores}")
+            print(f"  {group:>12} {rate:.4f} {unit:<5} {_scores(coded[id(s)][1] for s in members)}")
+
+
+def _scores(metrics: Iterable[dict[str, float]]) -> str:
+    """Each metric's mean over ``metrics``, one line."""
+    metrics = list(metrics)
+    return "  ".join(f"{name} {finite_mean(m[name] for m in metrics):.4g}" for name in metrics[0])
 
 
 def _code(codec: Codec, signal: Any, label: str | None) -> tuple[float, dict[str, float]]:
