@@ -40,6 +40,8 @@ def config(modality: SensorModality) -> ModelConfig:
                 "checkpoint_every": 6,
                 "log_every": 1,
                 "batch_size": 4,
+                # Steered: the controllers' state must agree across ranks and resume.
+                "rate_targets": [2.0, 0.5],
             }
         },
     )
@@ -53,7 +55,7 @@ def plain(data_dir: Path, out_dir: Path) -> None:
         trainer = Trainer(modality, settings, dataset, out_dir, distributed)
         trainer.run()
     digest = hashlib.sha256()
-    for name in ("encoder", "generator", "quantizer"):
+    for name in ("encoder", "generator", "quantizer", "gains", "steering"):
         state = getattr(trainer.autoencoder, name).state_dict()
         for key in sorted(state):
             digest.update(f"{name}.{key}".encode() + state[key].numpy().tobytes())
