@@ -44,8 +44,11 @@ LOGMEL_CENTER = -7.0
 LOGMEL_SCALE = 2.5
 #: Vocoder budget. On the exact log-mel of 10 s train clips (PESQ-WB / seconds per 10 s,
 #: busy machine): dsp defaults (50 NNLS, 16 GL, tol 1e-5) 4.27 / 2.7 s; 20, 8, 1e-5
-#: 4.23 / 1.05 s; 10, 4, 1e-3 4.17 / 0.63 s; 20, 0, 1e-3 4.05 / 0.60 s. Decoding must run
-#: at 20x real time, and the generated mel, not the vocoder, limits quality.
+#: 4.23 / 1.05 s; 10, 4, 1e-3 4.17 / 0.63 s; 20, 0, 1e-3 4.05 / 0.60 s. The generated
+#: mel, not the vocoder, limits quality. Decoding is to run at 50x real time: speech-v1
+#: decodes a 10 s train clip at 49x on a free core (benchmarks/speed.py), of which this
+#: vocoder takes 0.16 s (NNLS 0.06, PGHI 0.05, Griffin-Lim 0.05) and the generator 0.03.
+#: Changing them changes every file's decoded samples (docs/format.md).
 NNLS_ITERS = 10
 GL_ITERS = 4
 PGHI_TOL = 1e-3
