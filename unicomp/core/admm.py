@@ -229,14 +229,17 @@ class Incumbent:
             better &= self.admissible(indices).to(better.device)
         self.cost = torch.where(better, candidate, self.cost)
         self.distortion = torch.where(better, value, self.distortion)
-        mask = better.reshape((-1,) + (1,) * (indices.dim() - 1))
-        self.indices = torch.where(mask, indices, self.indices)
-        mask = better.reshape((-1,) + (1,) * (decoded.dim() - 1))
-        self.decoded = torch.where(mask, decoded.detach(), self.decoded)
+        self.indices = _per_item(better, indices, self.indices)
+        self.decoded = _per_item(better, decoded.detach(), self.decoded)
         return better
 
     def result(self, iterations: int) -> SearchResult:
         return SearchResult(self.indices, self.distortion, self.decoded, iterations)
+
+
+def _per_item(chosen: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` for the items (batch,) ``chosen``, ``old`` for the others."""
+    return torch.where(chosen.reshape((-1,) + (1,) * (new.dim() - 1)), new, old)
 
 
 def out_of_time(config: AdmmConfig, started: float) -> bool:

@@ -23,6 +23,8 @@ Both are buffers of the autoencoder, saved and restored with it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -75,7 +77,7 @@ class RateSteering(nn.Module):
         if not (self.average > 0).all():
             return  # some point not seen yet
         errors = (self.average / self.targets).log()
-        bound = torch.tensor(MULTIPLIER_BOUND).log()
+        bound = math.log(MULTIPLIER_BOUND)
         self.log_multiplier.add_(MULTIPLIER_STEP * errors.mean()).clamp_(-bound, bound)
         if log_scale is not None:
             log_scale.sub_(SCALE_STEP * (errors - errors.mean()))
