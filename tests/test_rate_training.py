@@ -15,10 +15,12 @@ from unicomp.core.blends import blend, blend_label
 from unicomp.core.calibration import START_MARGIN, calibrate_points, measure
 from unicomp.core.checkpoint import load_model, save_model, sha256_file
 from unicomp.core.codec import Codec
+from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.config import QuantizerConfig
 from unicomp.core.data import CropDataset
+from unicomp.core.entropy import EntropyTables
 from unicomp.core.gains import GainedGenerator
-from unicomp.core.points import parse_rate
+from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.quantizer import Quantizer
 from unicomp.core.rate_model import ContextRateModel
 from unicomp.core.trainer import GAIN_BOUND, GAIN_EXPONENT, Autoencoder, PointGains
@@ -152,10 +154,43 @@ def test_a_blend_of_gained_points_mixes_their_gains(sensor, sensor_model: Path) 
     halfway = blend(low, high, 8)
     assert low.latent_gain is not None and high.latent_gain is not None
     assert halfway.latent_gain is not None
-    assert torch.allclose(halfway.latent_gain, (low.latent_gain + high.latent_gain) / 2)
+    assert torch.allclose(halfway.latent_gain, (low.latent_gain * high.latent_gain).sqrt())
     plain = dataclasses.replace(high, latent_gain=None)
     with pytest.raises(FormatError, match="different networks"):
         blend(low, plain, 8)
+
+
+def _gained_point(label: str, gain: float) -> OperatingPoint:
+    """A point of an identity network that quantizes to integers after a latent gain
+    ``gain`` and undoes it with the input gain ``1 / gain``."""
+    tables = EntropyTables.from_counts(torch.ones(2, 4))
+    generator = GainedGenerator(torch.nn.Identity(), channels=2)
+    with torch.no_grad():
+        generator.input_gain.fill_(1 / gain)
+    return OperatingPoint(
+        label, 0.1, tables, PER_CHANNEL, tables, generator.eval(), torch.full((2,), gain)
+    )
+
+
+def test_a_blend_of_points_ten_times_apart_in_gain_decodes_between_them() -> None:
+    """The blend's input gain still undoes its latent gain, so its step lies between the
+    points' steps: mixed linearly, the halfway generator saw its centers 3x too large."""
+    signal = torch.linspace(-0.7, 0.7, 2 * 500).reshape(1, 2, 500)
+
+    @torch.no_grad()
+    def error(point: OperatingPoint) -> float:
+        decoded = point.generator(point.latents(signal).round())
+        return float((decoded - signal).pow(2).mean())
+
+    coarse, fine = _gained_point("coarse", 1.0), _gained_point("fine", 10.0)
+    halfway = blend(coarse, fine, 8)
+    assert halfway.latent_gain is not None
+    assert torch.allclose(halfway.latent_gain, torch.full((2,), math.sqrt(10.0)))
+    assert error(fine) < 0.5 * error(halfway) and error(halfway) < 0.5 * error(coarse)
+    # Steps 1/gain: the errors of a uniform quantizer, step^2 / 12, within 20 %.
+    assert error(halfway) == pytest.approx(1 / 10 / 12, rel=0.2)
+    near_fine = blend(coarse, fine, 15)
+    assert error(fine) < error(near_fine) < error(halfway)
 
 
 def test_a_card_whose_gains_do_not_fit_the_latent_is_refused(

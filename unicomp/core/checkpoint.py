@@ -36,7 +36,7 @@ from unicomp.core.coders import CONTEXT, PER_CHANNEL, coder_named
 from unicomp.core.config import ModelConfig
 from unicomp.core.context_coding import context_count
 from unicomp.core.entropy import PRECISION, EntropyTables
-from unicomp.core.gains import GainedGenerator
+from unicomp.core.gains import INPUT_GAIN_KEY, GainedGenerator
 from unicomp.core.modality import Networks
 from unicomp.core.points import OperatingPoint
 from unicomp.core.quantizer import Quantizer
@@ -400,7 +400,7 @@ def _generator(
     the default's, a copy for a point's own, wrapped in a GainedGenerator if the
     weights hold an input gain for it."""
     body = generator if prefix == "generator" else copy.deepcopy(generator)
-    gain = state.get(f"{prefix}.input_gain")
+    gain = state.get(f"{prefix}.{INPUT_GAIN_KEY}")
     if gain is not None:
         if gain.shape != (channels,):
             raise ModelError(f"input gain of {prefix!r} is not one value per latent channel")

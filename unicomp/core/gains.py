@@ -17,6 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+#: The key of a gained generator's input gain among its weights.
+INPUT_GAIN_KEY = "input_gain"
+
 
 def scale_channels(values: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
     """``values`` (batch, channels, *axes) times one ``gain`` per channel (channels,),
