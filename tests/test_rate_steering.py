@@ -11,10 +11,10 @@ import torch
 from conftest import tiny_config
 
 from unicomp.core.calibration import measure
-from unicomp.core.checkpoint import load_model
+from unicomp.core.checkpoint import load_model, load_state
 from unicomp.core.codec import Codec
 from unicomp.core.rate_steering import RateSteering
-from unicomp.core.trainer import PointGains, train
+from unicomp.core.trainer import STATE_NAME, PointGains, train
 from unicomp.errors import UsageError
 
 
@@ -74,3 +74,25 @@ def test_a_steered_run_spreads_points_trained_at_equal_weights(
     signals = [sensor.load(path) for path in sorted(sensor_data.glob("*.csv"))[:4]]
     low_rate, high_rate = (measure(codec, signals, p.label).rate for p in model.points)
     assert high_rate > 1.3 * low_rate
+
+
+def test_a_run_resumed_with_new_targets_steers_to_them(
+    sensor, sensor_data: Path, tmp_path: Path
+) -> None:
+    """A recipe may move its targets mid-run (image-v2's lowest point); the controllers'
+    state carries over, the targets come from the config."""
+    train(
+        sensor,
+        tiny_config(sensor, rate_weights=[0.01, 0.01], rate_targets=[0.5, 2.0]),
+        sensor_data,
+        tmp_path,
+        stop_at=380,
+    )
+    before = load_state(tmp_path / STATE_NAME)["autoencoder"]
+    moved = tiny_config(sensor, rate_weights=[0.01, 0.01], rate_targets=[0.3, 2.0])
+    train(sensor, moved, sensor_data, tmp_path, resume=True, stop_at=381)
+    after = load_state(tmp_path / STATE_NAME)["autoencoder"]
+    assert torch.equal(before["steering.targets"], torch.tensor([0.5, 2.0]))
+    assert torch.equal(after["steering.targets"], torch.tensor([0.3, 2.0]))
+    assert before["steering.average"].gt(0).all()  # the averages went on from there
+    assert torch.allclose(after["steering.average"], before["steering.average"], rtol=0.2)

@@ -406,6 +406,10 @@ class Trainer:
             return False
         state = load_state(path)
         self.autoencoder.load_state_dict(state["autoencoder"])
+        if self.autoencoder.steering is not None:
+            # The config's targets win over the saved ones: a run resumed with new
+            # targets steers to them, from where its controllers stood.
+            self.autoencoder.steering.targets.copy_(torch.tensor(self.train_config.rate_targets))
         self.discriminator.load_state_dict(state["discriminator"])
         self.optimizer_g.load_state_dict(state["optimizer_g"])
         self.optimizer_d.load_state_dict(state["optimizer_d"])
