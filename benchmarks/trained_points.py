@@ -27,6 +27,7 @@ import torch
 from unicomp.api import load_codec
 from unicomp.bench.summary import finite_mean
 from unicomp.core.codec import Codec
+from unicomp.core.points import TRAINED_PREFIX
 from unicomp.release.corpus import CORPUS
 
 
@@ -40,7 +41,6 @@ def main() -> None:
     recipe = importlib.import_module(f"unicomp.release.{args.modality}").RECIPE
     codec = load_codec(args.model, args.modality)
     signals = recipe.calibration(args.data or CORPUS / args.modality / "train").measured
-    weights = codec.model.config.train.rate_weights or [0.0]
     steps = codec.model.card.get("training", {}).get("steps")
     print(f"{codec.name} at step {steps}: {len(signals)} train signals, encoder output")
     unit = codec.modality.rate_unit
@@ -49,17 +49,25 @@ def main() -> None:
     if group_of is not None:  # speech: narrowband copies apart from their wideband prompts
         for signal in signals:
             groups.setdefault(group_of(signal), []).append(signal)
-    targets = codec.model.config.train.rate_targets
-    for index, point in enumerate(codec.model.points[: len(weights)]):
-        label = point.label or "default"
-        trained_at = f"weight {weights[index]:g}"
-        if targets:
-            trained_at += f", target {targets[index]:g} bits"
-        print(f"{label} ({trained_at})")
+    for index, point in enumerate(codec.model.points):
+        print(f"{point.label or 'default'} ({_how_made(codec, index)})")
         coded = {id(s): _code(codec, s, point.label) for s in signals}
         for group, members in groups.items():
             rate = statistics.fmean(coded[id(s)][0] for s in members)
             print(f"  {group:>12} {rate:.4f} {unit:<5} {_scores(coded[id(s)][1] for s in members)}")
+
+
+def _how_made(codec: Codec, index: int) -> str:
+    """How point ``index`` came to be: the rate weight and target a run trained it at,
+    or, on an exported card, the search weight calibration gave it."""
+    point = codec.model.points[index]
+    if point.label is not None and not point.label.startswith(TRAINED_PREFIX):
+        return f"calibrated, search weight {point.rate_weight:.4g}"
+    train = codec.model.config.train
+    made = f"weight {(train.rate_weights or [0.0])[index]:g}"
+    if train.rate_targets:
+        made += f", target {train.rate_targets[index]:g} bits"
+    return made
 
 
 def _scores(metrics: Iterable[dict[str, float]]) -> str:
