@@ -12,7 +12,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unicomp.core.blends import blend, blend_label
-from unicomp.core.calibration import START_MARGIN, calibrate_points, measure
+from unicomp.core.calibration import (
+    LOWER_START_MARGIN,
+    START_MARGIN,
+    calibrate_points,
+    measure,
+    start_point,
+)
 from unicomp.core.checkpoint import load_model, save_model, sha256_file
 from unicomp.core.codec import Codec
 from unicomp.core.coders import PER_CHANNEL
@@ -158,6 +164,17 @@ def test_a_blend_of_gained_points_mixes_their_gains(sensor, sensor_model: Path) 
     plain = dataclasses.replace(high, latent_gain=None)
     with pytest.raises(FormatError, match="different networks"):
         blend(low, plain, 8)
+
+
+def test_a_label_starts_from_the_lowest_trained_point_with_room_above_it() -> None:
+    """The top label needs a wide margin (no rung above it); a lower one only a point
+    a little above it, not one twice its rate that a large weight would have to coarsen."""
+    points = [_gained_point(name, 1.0) for name in ("low", "middle", "high")]
+    trained = list(zip([0.066, 0.148, 0.36], points, strict=True))
+    assert start_point(trained, 0.06, LOWER_START_MARGIN).label == "low"
+    assert start_point(trained, 0.06, START_MARGIN).label == "middle"
+    assert start_point(trained, 0.25, START_MARGIN).label == "high"
+    assert start_point(trained, 0.5, START_MARGIN).label == "high"  # none reaches: the top
 
 
 def _gained_point(label: str, gain: float) -> OperatingPoint:

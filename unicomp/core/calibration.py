@@ -32,10 +32,16 @@ from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.rate_control import find_operating_point, fit_point_context_tables
 from unicomp.errors import UsageError
 
-#: A label is calibrated from a trained point whose mean rate with no rate term is at
-#: least this many times the label's: files of one point spread 20 % either side of its
-#: mean, and a file asked for the label must be reachable at the point's own weight 0.
+#: The model's highest label is calibrated from a trained point whose mean rate with no
+#: rate term is at least this many times the label's: files of one point spread 20 %
+#: either side of its mean, and a file asked for the top rate has no rung above it
+#: (core/file_rate.py), so it must be reachable at the point's own weight 0.
 START_MARGIN = 1.25
+#: A lower label only needs its trained point above it, where a small rate weight lands
+#: it: a file its point cannot fill climbs to the blends above. With START_MARGIN there
+#: too, image-v2's point trained at 0.066 bpp lost the 0.06bpp label to one at 0.148,
+#: from which the search's weight could only reach 0.06 by coarsening every element.
+LOWER_START_MARGIN = 1.05
 #: A real rate within this fraction below the label ends the search.
 TOLERANCE = 0.03
 #: Rounds of the search; up to MAX_ROUNDS while no round has met the label yet (near a
@@ -200,10 +206,13 @@ def _trained_rates(
     return rates
 
 
-def _start(trained: Sequence[tuple[float, OperatingPoint]], target: float) -> OperatingPoint:
-    """The trained point to calibrate a label of rate ``target`` from (see
-    :func:`calibrate_points`)."""
-    reaching = [(rate, point) for rate, point in trained if rate >= START_MARGIN * target]
+def start_point(
+    trained: Sequence[tuple[float, OperatingPoint]], target: float, margin: float
+) -> OperatingPoint:
+    """Of the ``trained`` (rate with no rate term, point) pairs, the one to calibrate a
+    label of rate ``target`` from: the lowest rate at least ``margin`` times the target,
+    or the highest rate if none is."""
+    reaching = [(rate, point) for rate, point in trained if rate >= margin * target]
     if reaching:
         return min(reaching, key=lambda item: item[0])[1]
     return max(trained, key=lambda item: item[0])[1]
@@ -239,7 +248,8 @@ def calibrate_points(
 
     Every point is fitted from a trained point's tables (and tuned from its generator):
     the one whose files, coded with no rate term, are the smallest that still exceed the
-    label by START_MARGIN (the largest if none does), as a rate term only lowers a rate.
+    label by START_MARGIN for the highest label and LOWER_START_MARGIN for the others
+    (the largest if none does), as a rate term only lowers a rate.
     At the end the ``default_label`` point becomes the default, the trained points go,
     and the points that kept the training generator decode with the default point's, as
     a file at any point did before points had generators of their own.
@@ -249,8 +259,11 @@ def calibrate_points(
     trained = [point.label for point in model.points]
     starts = _trained_rates(codec, measured_on, log)
     reached: dict[str, float] = {}
+    unit = codec.modality.rate_unit
+    highest = max((parse_rate(label, unit) for label in model.config.rates), default=0.0)
     for label in model.config.rates:
-        start = _start(starts, parse_rate(label, codec.modality.rate_unit))
+        rate = parse_rate(label, unit)
+        start = start_point(starts, rate, START_MARGIN if rate == highest else LOWER_START_MARGIN)
         reached[label] = calibrate(codec, signals, measured_on, label, log, tuning, start)
     model.set_point(model.point(default_label), default=True)
     for trained_label in trained:
