@@ -94,9 +94,7 @@ def mix_gains(low: torch.Tensor, high: torch.Tensor, t: float) -> torch.Tensor:
     where the two are not both positive (a tuned gain may cross zero), the linear mix."""
     low64, high64 = low.double(), high.double()
     positive = (low64 > 0) & (high64 > 0)
-    geometric = torch.exp(
-        (1 - t) * low64.clamp_min(1e-300).log() + t * high64.clamp_min(1e-300).log()
-    )
+    geometric = torch.exp((1 - t) * low64.log() + t * high64.log())  # NaN where not taken
     linear = low64 * (1 - t) + high64 * t
     return torch.where(positive, geometric, linear).to(low.dtype)
 
