@@ -1,4 +1,5 @@
-"""The image recipe: how image-v1 is trained and calibrated (benchmarks/train_image.py).
+"""The image recipe: how the default image model is trained and calibrated
+(benchmarks/train_image.py).
 
 Images the modality refuses (transparent ones) are left out of training and listed in
 the card.
@@ -6,9 +7,8 @@ the card.
 ``--export`` calibrates one operating point per rate label (a rate-term weight for the
 latent search's entropy-constrained projection and entropy tables fitted to it) on the
 TRAIN images (never the evaluate ones) resized to typical photo size (long side 768 px),
-so that real .ucz files of a subset of them meet the label. Fixed tables could not do
-this: the cheapest of 8 nearly equiprobable centers costs ~2 bits, so no weight gets the
-trained tables below ~0.25 bpp.
+so that real .ucz files of a subset of them meet the label, each from the trained
+point that serves it best (core/calibration.py).
 """
 
 from __future__ import annotations
