@@ -38,6 +38,7 @@ from unicomp.core.catalog import available_models
 from unicomp.core.config import merge
 from unicomp.core.trainer import train
 from unicomp.modalities.image.io import load_image
+from unicomp.modalities.image.modality import DEFAULT_MODEL
 from unicomp.plugins.manager import get_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     bundled = {card.stem for card in available_models(get_registry().model_dirs)}
-    make_files = image_files if "image-v1" in bundled else sensor_files
+    make_files = image_files if DEFAULT_MODEL in bundled else sensor_files
     search = [] if args.admm_iters is None else ["--admm-iters", str(args.admm_iters)]
     unicomp = [sys.executable, "-m", "unicomp"]
     workers = ["--workers", str(args.workers)]

@@ -13,7 +13,7 @@ as unicomp's image model; no pretrained weights can be downloaded here.
   auxiliary loss by their own Adam at 1e-3, batch 8, gradients clipped at 1.
 - **Data**: unicomp's image training set (``unicomp.release.image.training_set``) and
   batch schedule (core/data.py): random 256-px crops, each taken at a random scale down
-  to 1/``--max-downscale`` as image-v2 sees them (benchmarks/image-v2.toml).
+  to 1/``--max-downscale`` as image-v2 sees them (its TrainConfig.max_downscale).
 - **Capacity and compute**: ``--channels`` 64 96 (N, M), a quarter of the zoo's
   channels at qualities 1-5: 0.76 M / 1.28 M / 1.76 M parameters, around unicomp's 1.46 M,
   and nine models fit 25 MB as float16. ``--steps`` 2500 per model: ~2 s a step on a

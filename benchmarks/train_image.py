@@ -1,7 +1,7 @@
-"""Train the default image model (image-v1) on the corpus's train split, resumably.
+"""Train the default image model (image-v2) on the corpus's train split, resumably.
 
     nohup .venv/bin/python benchmarks/train_image.py --resume \
-        >> ~/.cache/unicomp/runs/image-v1.log 2>&1 &
+        >> ~/.cache/unicomp/runs/image-v2.log 2>&1 &
     .venv/bin/python benchmarks/train_image.py --export   # any time after the soft phase
 
 One torch thread: the machine is shared with other training runs. The recipe (which

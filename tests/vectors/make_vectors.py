@@ -1,4 +1,4 @@
-"""Write the committed test vectors: a small .ucz file per bundled default model.
+"""Write the committed test vectors: small .ucz files of the bundled models.
 
     .venv/bin/python tests/vectors/make_vectors.py                # encode and record
     .venv/bin/python tests/vectors/make_vectors.py --keep-files   # encode new cases only
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             target = VECTORS / f"{case.name}.ucz"
             if not (keep_files and target.exists()):
                 source = write_input(case, scratch)
-                codec = api.load_codec(modality=get_registry().modality_for(source).name)
+                modality = get_registry().modality_for(source).name
+                codec = api.load_codec(case.model, modality=modality)
                 data, _ = codec.encode(codec.modality.load(source), operating_point=case.rate)
                 target.write_bytes(data)
             digests, samples = decode(case, target, scratch)

@@ -55,7 +55,8 @@ def within_snr(reference: np.ndarray, decoded: np.ndarray) -> bool:
 @dataclass(frozen=True)
 class Case:
     """One vector: how to make its input, the operating point it is coded at (None: the
-    default one), the decoded signal's samples and how far other kernels may move them."""
+    default one), the decoded signal's samples, how far other kernels may move them, and
+    the model that codes it (None: the modality's default)."""
 
     name: str
     suffix: str
@@ -63,6 +64,7 @@ class Case:
     samples: Callable[[Any], np.ndarray]
     tolerance: Callable[[np.ndarray, np.ndarray], bool]
     rate: str | None = None
+    model: str | None = None
 
     @property
     def reference_samples(self) -> Path:
@@ -94,9 +96,23 @@ def _samples(signal: Any) -> np.ndarray:
 
 
 CASES = (
-    Case("image-64x48", ".png", _photo_crop, _pixels, within_one_level),
-    Case("image-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp"),
-    Case("image-256x192-refined", ".png", _photo_256, _pixels, within_one_level, "0.25bpp"),
+    # image-v1, the default image model before image-v2: its files keep decoding.
+    Case("image-64x48", ".png", _photo_crop, _pixels, within_one_level, None, "image-v1"),
+    Case(
+        "image-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp", "image-v1"
+    ),
+    Case(
+        "image-256x192-refined",
+        ".png",
+        _photo_256,
+        _pixels,
+        within_one_level,
+        "0.25bpp",
+        "image-v1",
+    ),
+    Case("image-v2-64x48", ".png", _photo_crop, _pixels, within_one_level),
+    Case("image-v2-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp"),
+    Case("image-v2-256x192-0.25bpp", ".png", _photo_256, _pixels, within_one_level, "0.25bpp"),
     Case("speech-1s", ".wav", _speech_second, _samples, within_snr),
     Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
 )

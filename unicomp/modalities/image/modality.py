@@ -60,7 +60,7 @@ SIMILARITY_WINDOW = 1024
 
 #: The bundled model; it serves every rate label as an operating point with its own
 #: rate-term weight and entropy tables (see unicomp/release/image.py).
-DEFAULT_MODEL = "image-v1"
+DEFAULT_MODEL = "image-v2"
 RATES = ("0.06bpp", "0.12bpp", "0.25bpp")
 DEFAULT_RATE = "0.12bpp"
 
@@ -80,9 +80,9 @@ class ImageModality:
         return ModelConfig(
             name=DEFAULT_MODEL,
             modality=self.name,
-            # 32 channels x 8 centers at 1/16 per axis: ~2.6 bits/symbol unconstrained
-            # ~ 0.33 bpp, the top of the range; lower rates come from the search's rate
-            # term. Encoder 0.83 M, generator 0.63 M parameters.
+            # 32 channels at 1/16 per axis: 3 bits per element ~ 0.375 bpp, the top
+            # of the range; the trained points and the search's rate term make the
+            # lower rates. Encoder 0.83 M, generator 0.63 M parameters.
             rates=list(RATES),
             network={
                 "widths": [24, 64, 96, 128],
@@ -92,16 +92,20 @@ class ImageModality:
                 "discriminator_width": 16,
                 "discriminator_scales": 3,
             },
-            quantizer=QuantizerConfig(num_centers=8),
-            # Chosen on train photos (compare: benchmarks/tune_admm.py --modality
-            # image, on the train folder). Centers are ~1.5 apart; at 0.12 bpp on six
-            # train photos, 8 straight-through steps (core/search.py) of 0.05 rms gained
-            # +1.80 dB PSNR over the encoder's output, against +1.59 / +1.76 / +1.14 with
-            # 0.07 / 0.03 / 0.012, and ADMM (0.15 rms, rho 0.002 growing 1.3 per
-            # iteration, patience 3) +0.24 dB; 16 steps +1.82 dB. A step (one forward
-            # and backward pass) takes ~0.55 s on a 768x512 photo: 7 keep its encode
-            # under 5 s on one core, and the time budget caps the search on a busy one
-            # (checked after each step, so it can overshoot by one).
+            # An odd number of centers, one pinned at 0: the low-rate points shrink
+            # their latents towards the middle (core/gains.py), which with image-v1's 8
+            # centers was a boundary between two. 13 leave the finest point room for its
+            # ~3 bits per element (log2 9 = 3.2 would not).
+            quantizer=QuantizerConfig(num_centers=13, zero_center=True),
+            # Chosen on train photos with image-v1 (compare: benchmarks/tune_admm.py
+            # --modality image, on the train folder): its centers ~1.5 apart, at 0.12
+            # bpp on six train photos, 8 straight-through steps (core/search.py) of
+            # 0.05 rms gained +1.80 dB PSNR over the encoder's output, against +1.59 /
+            # +1.76 / +1.14 with 0.07 / 0.03 / 0.012, and ADMM (0.15 rms, rho 0.002
+            # growing 1.3 per iteration, patience 3) +0.24 dB; 16 steps +1.82 dB. A
+            # step (one forward and backward pass) takes ~0.55 s on a 768x512 photo: 7
+            # keep its encode under 5 s on one core, and the time budget caps the search
+            # on a busy one (checked after each step, so it can overshoot by one).
             admm=AdmmConfig(
                 iterations=7,
                 learning_rate=0.05,
@@ -124,10 +128,17 @@ class ImageModality:
             # Quantization starts early (step 3500) so a usable model exists within an
             # hour on one core; the long hard phase keeps improving when resumed. The
             # GAN terms are light: the bench scores PSNR and MS-SSIM.
+            # Rate-aware and variable-rate (core/rate_model.py, core/gains.py): four
+            # points, each steered to a target in bits per latent element as the
+            # training tables count them (core/rate_steering.py), coded train photos at
+            # ~0.15 / 0.36 / 0.066 / 0.23 bpp; the equal weights only start the shared
+            # rate multiplier. image-v2 trained its third point at 0.8 to step 24000,
+            # then 0.65 (benchmarks/README.md has the runs before it). Crops are seen
+            # at scales down to 1/6: the wallpapers are 5-20 megapixels.
             train=TrainConfig(
                 float_steps=2000,
                 soft_steps=1500,
-                hard_steps=26500,
+                hard_steps=22500,
                 batch_size=8,
                 crop=[128, 128],
                 learning_rate=4e-4,
@@ -138,6 +149,9 @@ class ImageModality:
                 adversarial_start=2000,
                 checkpoint_every=250,
                 log_every=25,
+                rate_weights=[0.01, 0.01, 0.01, 0.01],
+                rate_targets=[1.6, 3.0, 0.65, 2.2],
+                max_downscale=6.0,
             ),
         )
 
