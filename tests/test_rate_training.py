@@ -112,11 +112,15 @@ def container_copy(data: bytes) -> bytes:
     return bytes(bytearray(data))
 
 
-def test_the_training_log_reports_each_points_bits(sensor_model: Path) -> None:
+def test_the_training_log_reports_each_points_bits_and_reconstruction(sensor_model: Path) -> None:
     lines = [json.loads(line) for line in (sensor_model.parent / "log.jsonl").open()]
     hard = [line for line in lines if line["phase"] == "hard"]
     assert all({"bits", "bits_0", "bits_1"} <= set(line) for line in hard)
     assert not any("bits" in line for line in lines if line["phase"] == "float")
+    # and what each point's decodes cost, from the first step
+    assert all({"reconstruction_0", "reconstruction_1"} <= set(line) for line in lines)
+    low_rate = [line["reconstruction_1"] - line["reconstruction_0"] for line in hard]
+    assert sum(low_rate) > 0  # the point of fewer bits decodes worse
 
 
 def test_calibration_starts_each_rate_from_the_trained_point_that_reaches_it(

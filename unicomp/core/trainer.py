@@ -562,8 +562,10 @@ class Trainer:
             out = self.autoencoder_ddp(x, phase, points)
         z, quantized, indices, bits = out.z, out.quantized, out.indices, out.bits
         x_hat = out.x_hat.float()  # losses in float32 whatever the networks computed in
-        reconstruction = self.modality.distortion(x_hat, x).mean()
+        distortion = self.modality.distortion(x_hat, x)
+        reconstruction = distortion.mean()
         losses = {"reconstruction": float(reconstruction.detach())}
+        losses.update(self._per_point("reconstruction", distortion.detach(), points))
         loss_g = settings.reconstruction_weight * reconstruction
         if indices is not None:
             # Straight-through gradients exert no pull towards the centers; without this
@@ -578,10 +580,7 @@ class Trainer:
                 weights = weights * self.autoencoder.steering.multiplier()
             loss_g = loss_g + (weights * bits).mean()
             losses["bits"] = float(bits.detach().mean())
-            for index in range(self.point_count):
-                chosen = points == index
-                if self.point_count > 1 and bool(chosen.any()):
-                    losses[f"bits_{index}"] = float(bits.detach()[chosen].mean())
+            losses.update(self._per_point("bits", bits.detach(), points))
         if settings.adversarial_weight > 0 and self.step >= settings.adversarial_start:
             loss_d = self._discriminator_step(x, x_hat.detach())
             for parameter in self.discriminator.parameters():
@@ -610,6 +609,18 @@ class Trainer:
         if bits is not None and self.autoencoder.steering is not None:
             losses["rate_multiplier"] = self._steer(bits.detach(), points)
         return losses
+
+    def _per_point(self, name: str, values: torch.Tensor, points: torch.Tensor) -> dict[str, float]:
+        """The mean of ``values`` (one per item) at each operating point the batch holds,
+        as ``name_0``, ``name_1``, …: what each point costs and spends (none for one)."""
+        if self.point_count == 1:
+            return {}
+        means = {}
+        for index in range(self.point_count):
+            chosen = points == index
+            if bool(chosen.any()):
+                means[f"{name}_{index}"] = float(values[chosen].mean())
+        return means
 
     def _steer(self, bits: torch.Tensor, points: torch.Tensor) -> float:
         """Move the rate multiplier and the point scales (core/rate_steering.py) on this
