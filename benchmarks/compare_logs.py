@@ -6,8 +6,9 @@
 An ablation that changes one thing of a recipe (a network's size, a loss weight) trains
 on the same batches as the run it is compared with, since a step's batch is a function
 of the seed and the step (core/data.py). Their logs (``log.jsonl`` in each run folder,
-one line per ``log_every`` steps, each over one batch) can then be compared at equal
-steps, long before either run ends: this prints the mean of each key over windows of
+one line per ``log_every`` steps, each over one batch; a resumed run logs again the
+steps after its last checkpoint, and the later line counts) can then be compared at
+equal steps, long before either run ends: this prints the mean of each key over windows of
 ``--window`` steps that both runs have logged, and the second run's change against the
 first in percent.
 """
@@ -21,17 +22,19 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from unicomp.core.trainer import LOG_NAME
+
 
 def windowed_means(run: Path, keys: list[str], window: int) -> dict[int, dict[str, float]]:
     """Mean of each key per window of steps (keyed by the window's first step)."""
+    with (run / LOG_NAME).open(encoding="utf-8") as lines:
+        by_step = {int(entry["step"]): entry for entry in map(json.loads, lines)}
     values: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    with (run / "log.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            entry = json.loads(line)
-            start = (int(entry["step"]) - 1) // window * window
-            for key in keys:
-                if isinstance(entry.get(key), (int, float)):
-                    values[start][key].append(float(entry[key]))
+    for step, entry in by_step.items():
+        start = (step - 1) // window * window
+        for key in keys:
+            if isinstance(entry.get(key), (int, float)):
+                values[start][key].append(float(entry[key]))
     return {
         start: {key: statistics.fmean(found) for key, found in by_key.items()}
         for start, by_key in values.items()

@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from speed import CASES  # the signals of the speed targets
@@ -29,11 +30,21 @@ from unicomp.errors import UnicompError
 from unicomp.plugins.manager import get_registry
 
 
+class LayerTime(NamedTuple):
+    """One layer's best time on its input, with its shapes (batch left out)."""
+
+    name: str
+    shape_in: tuple[int, ...]
+    shape_out: tuple[int, ...]
+    seconds: float
+    parameters: int
+
+
 def profile(network: nn.Sequential, x: torch.Tensor, repeats: int) -> torch.Tensor:
     """Print each top-level layer's time on ``x`` and its successors; returns the output."""
     rows = []
     with torch.no_grad():
-        for index, layer in enumerate(network):
+        for layer in network:
             layer(x)
             best = float("inf")
             for _ in range(repeats):
@@ -41,24 +52,17 @@ def profile(network: nn.Sequential, x: torch.Tensor, repeats: int) -> torch.Tens
                 y = layer(x)
                 best = min(best, time.perf_counter() - start)
             parameters = sum(p.numel() for p in layer.parameters())
-            rows.append(
-                (
-                    index,
-                    type(layer).__name__,
-                    tuple(x.shape[1:]),
-                    tuple(y.shape[1:]),
-                    best,
-                    parameters,
-                )
-            )
+            shapes = tuple(x.shape[1:]), tuple(y.shape[1:])
+            rows.append(LayerTime(type(layer).__name__, *shapes, best, parameters))
             x = y
-    total = sum(row[4] for row in rows)
-    for index, name, shape_in, shape_out, seconds, parameters in rows:
+    total = sum(row.seconds for row in rows)
+    for index, row in enumerate(rows):
         print(
-            f"  {index:2d} {name:<16} {str(shape_in):<18} -> {str(shape_out):<18}"
-            f" {1000 * seconds:7.1f} ms {100 * seconds / total:5.1f} % {parameters:>9,d} params"
+            f"  {index:2d} {row.name:<16} {str(row.shape_in):<18} -> {str(row.shape_out):<18}"
+            f" {1000 * row.seconds:7.1f} ms {100 * row.seconds / total:5.1f} %"
+            f" {row.parameters:>9,d} params"
         )
-    print(f"  total {1000 * total:.1f} ms, {sum(row[5] for row in rows):,d} parameters")
+    print(f"  total {1000 * total:.1f} ms, {sum(row.parameters for row in rows):,d} parameters")
     return x
 
 

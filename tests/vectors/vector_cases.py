@@ -97,7 +97,7 @@ def _samples(signal: Any) -> np.ndarray:
 
 CASES = (
     # image-v1, the default image model before image-v2: its files keep decoding.
-    Case("image-64x48", ".png", _photo_crop, _pixels, within_one_level, None, "image-v1"),
+    Case("image-64x48", ".png", _photo_crop, _pixels, within_one_level, model="image-v1"),
     Case(
         "image-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp", "image-v1"
     ),
