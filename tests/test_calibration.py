@@ -38,6 +38,7 @@ def test_calibrated_points_meet_their_labels_in_real_files(
     unit = sensor.rate_unit
     labels = [f"{0.7 * free:.3f}{unit}", f"{0.45 * free:.3f}{unit}"]
     codec.model.config = dataclasses.replace(codec.model.config, rates=labels)
+    trained_gains = [point.latent_gain for point in codec.model.points]
 
     reached = calibrate_points(codec, signals, signals[:3], labels[0])
 
@@ -46,11 +47,13 @@ def test_calibrated_points_meet_their_labels_in_real_files(
         assert 0.8 * target <= reached[label] <= target
     model = codec.model
     assert [point.label for point in model.points] == labels  # the training point is gone
-    # Both need a rate term; each starts from the trained point that reaches it (the
-    # lower label from the point trained at the larger weight), so their weights are
-    # not ordered.
+    # Both need a rate term; each starts from a trained point that reaches it, so its
+    # latent gain is that point's (which of two candidates the lower label keeps is
+    # decided by measured distortion: tests/test_rate_training.py).
     assert model.point(labels[0]).rate_weight > 0 and model.point(labels[1]).rate_weight > 0
-    assert not model.point(labels[0]).latent_gain.equal(model.point(labels[1]).latent_gain)
+    for label in labels:
+        gain = model.point(label).latent_gain
+        assert any(gain.equal(trained) for trained in trained_gains)
     # The default point's files name no point; the others name theirs.
     assert model.point() is model.point(labels[0])
     header = container.unpack(codec.encode(signals[0], operating_point=labels[0])[0])[0]
