@@ -46,8 +46,9 @@ LOGMEL_SCALE = 2.5
 #: busy machine): dsp defaults (50 NNLS, 16 GL, tol 1e-5) 4.27 / 2.7 s; 20, 8, 1e-5
 #: 4.23 / 1.05 s; 10, 4, 1e-3 4.17 / 0.63 s; 20, 0, 1e-3 4.05 / 0.60 s. The generated
 #: mel, not the vocoder, limits quality. Decoding is to run at 50x real time: speech-v1
-#: decodes a 10 s train clip at 49x on a free core (benchmarks/speed.py), of which this
-#: vocoder takes 0.16 s (NNLS 0.06, PGHI 0.05, Griffin-Lim 0.05) and the generator 0.03.
+#: decodes a 10 s train clip at 57-62x on a free core (benchmarks/speed.py), of which
+#: this vocoder takes ~0.14 s (NNLS 0.025 through the filterbank's nonzero entries, PGHI
+#: 0.05, Griffin-Lim 0.07) and the generator 0.03; with dense products it was 42-49x.
 #: Changing them changes every file's decoded samples (docs/format.md).
 NNLS_ITERS = 10
 GL_ITERS = 4
