@@ -19,6 +19,7 @@ from unicomp.core.rate_control import (
     fit_point_context_tables,
 )
 from unicomp.core.search import SEARCHES, straight_through_search
+from unicomp.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +285,37 @@ def test_only_admissible_iterates_replace_the_start(sensor, searched) -> None:
     )
     assert torch.equal(result.indices, project(z0, model.quantizer.centers.detach()))
     assert result.iterations == 5
+
+
+def test_annealed_steps_shrink_from_the_first_size_to_the_last_at_every_effort() -> None:
+    config = AdmmConfig(iterations=7, learning_rate=0.2, final_learning_rate=0.003)
+    sizes = [config.step_size(i) for i in range(1, 8)]
+    assert sizes[0] == pytest.approx(0.2) and sizes[-1] == pytest.approx(0.003)
+    assert all(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))
+    ratios = [later / earlier for earlier, later in zip(sizes, sizes[1:], strict=False)]
+    assert max(ratios) == pytest.approx(min(ratios))  # geometric
+    best = config.at_effort("best", None)
+    assert best.iterations > config.iterations
+    assert best.step_size(1) == pytest.approx(0.2)
+    assert best.step_size(best.iterations) == pytest.approx(0.003)
+    assert AdmmConfig(learning_rate=0.05).step_size(5) == 0.05  # no final size: constant
+    with pytest.raises(UsageError):
+        AdmmConfig(final_learning_rate=0.0)
+
+
+def test_annealed_search_never_returns_worse_than_the_encoder_output(sensor, searched) -> None:
+    model, x, z0 = searched
+    generator, quantizer = model.point().generator, model.quantizer
+    start = straight_through_search(
+        generator, sensor.distortion, x, z0, quantizer=quantizer, config=AdmmConfig(iterations=0)
+    )
+    annealed = straight_through_search(
+        generator,
+        sensor.distortion,
+        x,
+        z0,
+        quantizer=quantizer,
+        config=AdmmConfig(iterations=10, learning_rate=0.5, final_learning_rate=0.01),
+    )
+    assert (annealed.distortion <= start.distortion).all()
+    assert (annealed.distortion < start.distortion).any()

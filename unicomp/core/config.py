@@ -54,7 +54,10 @@ class AdmmConfig:
 
     ``method`` is ``straight-through`` or ``admm``; ``inner_steps``, ``rho``,
     ``rho_growth`` and ``patience`` are ADMM's alone. ``learning_rate`` is the
-    root-mean-square size of each z-step's move of a signal's latent. ``time_budget``
+    root-mean-square size of each z-step's move of a signal's latent; with a
+    ``final_learning_rate`` (straight-through only) the steps shrink geometrically from
+    the one to the other over the iterations, so long bold moves come first and fine
+    ones last, at every effort's iteration count (None: every step alike). ``time_budget``
     caps the default search in seconds; ``best_seconds`` caps ``--effort best`` per
     unit of signal size (the modality's ``size``: seconds per second of audio, per
     megapixel), None meaning no cap.
@@ -64,6 +67,7 @@ class AdmmConfig:
     iterations: int = 30
     inner_steps: int = 4
     learning_rate: float = 0.05
+    final_learning_rate: float | None = None
     rho: float = 0.2
     rho_growth: float = 1.12
     patience: int = 8
@@ -75,6 +79,17 @@ class AdmmConfig:
             raise UsageError(
                 f"unknown search method {self.method!r} (known: {', '.join(SEARCH_METHODS)})"
             )
+        if self.learning_rate <= 0 or (
+            self.final_learning_rate is not None and self.final_learning_rate <= 0
+        ):
+            raise UsageError("search learning rates must be positive")
+
+    def step_size(self, iteration: int) -> float:
+        """The rms move of straight-through step ``iteration`` (1 to ``iterations``)."""
+        if self.final_learning_rate is None or self.iterations <= 1:
+            return self.learning_rate
+        progress = (iteration - 1) / (self.iterations - 1)
+        return self.learning_rate * (self.final_learning_rate / self.learning_rate) ** progress
 
     def at_effort(self, effort: str, size: float | None) -> AdmmConfig:
         """The search an ``--effort`` asks for, like AVIF's speeds or x264's presets:

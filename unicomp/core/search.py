@@ -58,7 +58,7 @@ def straight_through_search(
     on_iteration: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SearchResult:
     """Search center indices for a batch by ``config.iterations`` straight-through
-    steps of ``config.learning_rate`` rms each; the arguments are
+    steps of ``config.step_size`` rms each; the arguments are
     :func:`~unicomp.core.admm.admm_search`'s, whose ``rho`` and ``inner_steps`` do
     not apply. It runs every iteration (within ``config.time_budget``): small steps
     change few indices at first, so a stale start says little about what follows."""
@@ -81,7 +81,7 @@ def straight_through_search(
             (gradient,) = torch.autograd.grad(value.sum(), z)
             incumbent.offer(indices, value.detach(), decoded.detach())
             with torch.no_grad():
-                z -= config.learning_rate * per_item_unit_rms(gradient)
+                z -= config.step_size(iteration) * per_item_unit_rms(gradient)
             if on_iteration is not None:
                 on_iteration(iteration, incumbent.cost)
             if out_of_time(config, started):
