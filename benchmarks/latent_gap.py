@@ -87,17 +87,12 @@ def _gaps(codec: Codec, point: OperatingPoint, signal: object, steps: int) -> di
     return {
         "float": float(float_distortion[0]),
         "coded": float(coded[0]),
-        "coded_bits": _bits_per_element(point, indices),
+        "coded_bits": float(point.coder.bits_per_element(indices, point.coder_tables)[0]),
         "searched": float(result.distortion[0]),
-        "searched_bits": _bits_per_element(point, result.indices),
+        "searched_bits": float(point.coder.bits_per_element(result.indices, point.coder_tables)[0]),
         "clipped": float(outside.float().mean()),
         "clipped_error": float(error[outside].sum() / error.sum().clamp_min(1e-12)),
     }
-
-
-def _bits_per_element(point: OperatingPoint, indices: torch.Tensor) -> float:
-    """Ideal bits per latent element of ``indices`` (a batch of one) under the point's coder."""
-    return point.coder.estimate_bits(indices[0], point.coder_tables) / indices.numel()
 
 
 if __name__ == "__main__":
