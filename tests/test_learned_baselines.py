@@ -7,6 +7,7 @@ Tiny models (8 channels) on tiny photos, a few steps: what is checked is the mac
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -114,3 +115,9 @@ def test_loading_compressai_shows_the_user_no_warning_of_its_dependencies() -> N
         [sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_learning_rate_drops_tenfold_for_the_last_fifth(trainer) -> None:
+    args = argparse.Namespace(learning_rate=1e-3, decay_at=0.8, steps=100)
+    rates = [trainer.learning_rate_at(step, args) for step in (0, 79, 80, 99)]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
