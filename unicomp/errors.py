@@ -48,3 +48,9 @@ class PluginError(UnicompError):
     """A plugin registered something invalid or conflicting."""
 
     exit_code = 6
+
+
+class TrainingError(UnicompError):
+    """A training run diverged again and again, or before anything could be restored."""
+
+    exit_code = 7

@@ -7,9 +7,11 @@
 
 Losses are LSGAN with a multi-scale PatchGAN critic, feature matching, and the
 modality's reconstruction distortion. The run checkpoints every N steps and at phase
-changes; the batch of a step is a pure function of (seed, step, rank), so ``resume``
-continues exactly, also on another device (states are saved from the CPU), and loader
-worker processes can prepare batches ahead without changing them. Launched by
+changes, each time only once its loss is calm; a loss spike (core/spikes.py) sends it back
+to its last checkpoint, past the batches that led to the spike. The batch of a step is a
+pure function of (seed, step + batches skipped, rank), so ``resume`` continues exactly,
+also on another device (states are saved from the CPU), and loader worker processes can
+prepare batches ahead without changing them. Launched by
 ``torchrun`` it trains with DDP, over NCCL between GPUs and gloo between CPUs, leaves
 the process group on every exit (:func:`process_group`), and a job torchrun restarts
 (``--max-restarts``) resumes from the last checkpoint on its own.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
@@ -52,11 +55,14 @@ from unicomp.core.points import TRAINED_PREFIX, OperatingPoint
 from unicomp.core.quantizer import Mode, Quantizer
 from unicomp.core.rate_model import ContextRateModel
 from unicomp.core.rate_steering import RateSteering
-from unicomp.errors import InputError
+from unicomp.core.spikes import SpikeDetector
+from unicomp.errors import InputError, TrainingError
 
 STATE_NAME = "state"
 LOG_NAME = "log.jsonl"
 KMEANS_BATCHES = 8
+#: A run that diverges this many times after the same checkpoint gives up.
+MAX_ROLLBACKS = 3
 #: The point gains learn this many times faster than the networks: at the networks'
 #: rate, they moved by 3 % in a 500-step run and points trained at weights 30 times
 #: apart coded at the same rate.
@@ -373,6 +379,11 @@ class Trainer:
         self.optimizer_g = torch.optim.Adam(groups, lr=lr, betas=(beta1, beta2))
         self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, beta2))
         self.guard_g, self.guard_d = GradientGuard(), GradientGuard()
+        self.spikes = SpikeDetector()
+        #: Batches passed over by rollbacks: step s trains on batch s + skipped.
+        self.skipped = 0
+        self.rollbacks: dict[int, int] = {}  # checkpoint step -> rollbacks to it
+        self.restorable = False  # whether out_dir holds a state of this run
         # Index statistics per operating point, which become its entropy tables.
         points = self.point_count
         self.counts = torch.zeros(points, channels, symbols, dtype=torch.float64)
@@ -417,12 +428,19 @@ class Trainer:
         if "guard_g" in state:
             self.guard_g.load_state_dict(state["guard_g"])
             self.guard_d.load_state_dict(state["guard_d"])
+        # States saved before rollbacks lack these: nothing was skipped, the averages relearn.
+        self.skipped = int(state.get("skipped", 0))
+        if "spikes" in state:
+            self.spikes.load_state_dict(state["spikes"])
+        else:
+            self.spikes.reset()
         self.counts = state["counts"].clone()
         # States saved before context coding lack these; they then count from here on.
         self.context_counts = state.get("context_counts", self.context_counts).clone()
         self.step = int(state["step"])
         self.centers_initialised = bool(state["centers_initialised"])
         torch.set_rng_state(state["rng"])
+        self.restorable = True
         return True
 
     def run(
@@ -436,31 +454,41 @@ class Trainer:
         )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         started, first_step = time.monotonic(), self.step
-        with closing(self._batches(end)) as batches:
-            while self.step < end:
-                phase = self.train_config.phase_at(self.step)
-                if phase != "float" and not self.centers_initialised:
-                    self._initialise_centers()
-                    self.checkpoint()
-                if self.step in self._phase_starts():
-                    self._reset_generator_moments()
-                if self.step == self.train_config.float_steps + self.train_config.soft_steps:
-                    self.counts.zero_()  # hard-phase statistics replace the soft ones
-                    self.context_counts.zero_()
-                losses = self._train_step(phase, next(batches))
-                self.step += 1
-                rate = (self.step - first_step) / max(time.monotonic() - started, 1e-9)
-                report = StepReport(self.step, phase, losses, rate)
-                if self.dist.is_main and self.step % self.train_config.log_every == 0:
-                    with (self.out_dir / LOG_NAME).open("a", encoding="utf-8") as log:
-                        log.write(report.as_json() + "\n")
-                if on_step is not None and self.dist.is_main:
-                    on_step(report)
-                if (
-                    self.step % self.train_config.checkpoint_every == 0
-                    or self.step in self._phase_starts()
-                ):
-                    self.checkpoint()
+        checkpoint_due = False
+        while self.step < end:
+            with closing(self._batches(end)) as batches:
+                for batch in batches:
+                    phase = self.train_config.phase_at(self.step)
+                    if phase != "float" and not self.centers_initialised:
+                        self._initialise_centers()
+                        self.checkpoint()
+                    if self.step in self._phase_starts():
+                        self._reset_generator_moments()
+                    if self.step in self._loss_changes():
+                        self.spikes.reset()
+                    if self.step == self.train_config.float_steps + self.train_config.soft_steps:
+                        self.counts.zero_()  # hard-phase statistics replace the soft ones
+                        self.context_counts.zero_()
+                    losses = self._train_step(phase, batch)
+                    self.step += 1
+                    rate = (self.step - first_step) / max(time.monotonic() - started, 1e-9)
+                    report = StepReport(self.step, phase, losses, rate)
+                    if self.dist.is_main and self.step % self.train_config.log_every == 0:
+                        self._log(report.as_json())
+                    if on_step is not None and self.dist.is_main:
+                        on_step(report)
+                    diverged, calm = self._health(losses["generator"])
+                    if diverged:
+                        self._roll_back()
+                        checkpoint_due = False
+                        break  # the batches restart past the ones that led here
+                    checkpoint_due = checkpoint_due or (
+                        self.step % self.train_config.checkpoint_every == 0
+                        or self.step in self._phase_starts()
+                    )
+                    if checkpoint_due and calm:
+                        self.checkpoint()
+                        checkpoint_due = False
         card = self.checkpoint()
         return card if self.step >= self.train_config.total_steps else None
 
@@ -468,6 +496,7 @@ class Trainer:
         """Save the full training state and the current model with its card (rank 0,
         which gets the card's path)."""
         counts, context_counts = self._summed_counts()
+        self.restorable = True  # rank 0 writes the state every rank restores
         if not self.dist.is_main:
             return None
         state = {
@@ -479,6 +508,8 @@ class Trainer:
             "optimizer_d": self.optimizer_d.state_dict(),
             "guard_g": self.guard_g.state_dict(),
             "guard_d": self.guard_d.state_dict(),
+            "spikes": self.spikes.state_dict(),
+            "skipped": self.skipped,
             "counts": self.counts,
             "context_counts": self.context_counts,
             "rng": torch.get_rng_state(),
@@ -537,7 +568,7 @@ class Trainer:
     def _batches(self, end: int) -> Generator[torch.Tensor, None, None]:
         """The batches of steps ``self.step`` to ``end`` on the training device, made
         ahead by the loader workers if there are any."""
-        steps = _StepBatches(self.schedule, self.step, end)
+        steps = _StepBatches(self.schedule, self.step + self.skipped, end + self.skipped)
         workers = self.hardware.loader_workers
         on_gpu = self.device.type == "cuda"
         loader = DataLoader(
@@ -677,6 +708,49 @@ class Trainer:
             for group in optimizer.param_groups:
                 scale = group.get("lr_scale", 1.0)
                 group["lr"] = self.train_config.learning_rate * factor * scale
+
+    def _health(self, loss: float) -> tuple[bool, bool]:
+        """Feed the step's generator loss to the spike detector: (diverged, calm), as
+        every rank sees it (any rank's spike or unrest counts for all)."""
+        self.spikes.update(loss)
+        diverged, calm = self.spikes.diverged, self.spikes.calm
+        if self.dist.active:
+            flags = torch.tensor([float(diverged), float(not calm)], device=self.device)
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            diverged, calm = bool(flags[0]), not bool(flags[1])
+        return diverged, calm
+
+    def _roll_back(self) -> None:
+        """Restore the last checkpoint and pass over the batches trained on since then:
+        replayed, the same batches from the same state would diverge again."""
+        failed_at, skipped_before = self.step, self.skipped
+        if not (self.restorable and self.resume()):
+            raise TrainingError(
+                f"training diverged at step {failed_at} before its first checkpoint; "
+                "lower the learning rate"
+            )
+        tries = self.rollbacks.get(self.step, 0) + 1
+        if tries > MAX_ROLLBACKS:
+            raise TrainingError(
+                f"training diverged {tries} times after the checkpoint at step {self.step}; "
+                "lower the learning rate or the adversarial weight"
+            )
+        self.rollbacks[self.step] = tries
+        self.skipped = skipped_before + failed_at - self.step
+        if self.dist.is_main:
+            message = f"loss spike at step {failed_at}: rolled back to step {self.step}"
+            print(f"{message}, skipping {self.skipped} batches in all", file=sys.stderr, flush=True)
+            event = {"step": failed_at, "event": "rollback", "to": self.step}
+            self._log(json.dumps({**event, "skipped": self.skipped}))
+
+    def _log(self, line: str) -> None:
+        with (self.out_dir / LOG_NAME).open("a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
+    def _loss_changes(self) -> tuple[int, ...]:
+        """Steps from which the generator loss has new terms or a new scale."""
+        adversarial = self.train_config.adversarial_start
+        return (0, *self._phase_starts(), adversarial)
 
     def _phase_starts(self) -> tuple[int, int]:
         settings = self.train_config
