@@ -24,7 +24,14 @@ from unicomp.core.trainer import train
 from unicomp.errors import FormatError, InputError
 from unicomp.modalities.base import bench_group
 from unicomp.modalities.speech import modality as modality_module
-from unicomp.modalities.speech.modality import DEFAULT_MODEL, SpeechModality, SpeechSignal
+from unicomp.modalities.speech.dsp import mel_centres
+from unicomp.modalities.speech.modality import (
+    DEFAULT_MODEL,
+    SPECTROGRAM,
+    SpeechModality,
+    SpeechSignal,
+    audible_bands,
+)
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, TILE_FRAMES
 
 SPEECH = SpeechModality()
@@ -148,6 +155,20 @@ def test_the_bench_reports_clips_below_16_khz_apart_as_narrowband() -> None:
     assert bench_group(SPEECH, clip(48000)) == "wideband"
 
 
+def test_a_narrowband_clip_is_searched_only_on_the_bands_its_rate_holds() -> None:
+    centres = mel_centres(SPECTROGRAM)
+    held = audible_bands(8000)
+    assert centres[held - 1] < 4000 <= centres[held] and audible_bands(16000) == len(centres)
+    x = torch.zeros(1, len(centres), 16)
+    x_hat = x.clone()
+    x_hat[:, held:] = 5.0  # wrong only above 4 kHz, which an 8 kHz file cannot hold
+    narrow = SPEECH.search_distortion({"sr": 8000})
+    assert float(narrow(x_hat, x)) == 0.0
+    assert float(SPEECH.search_distortion({"sr": 16000})(x_hat, x)) > 0.0
+    x_hat[:, held - 1] = 5.0
+    assert float(narrow(x_hat, x)) > 0.0
+
+
 def test_one_bundled_model_serves_every_rate_from_one_to_two_kbps() -> None:
     assert SPEECH.default_model(None) == SPEECH.default_model("1.5kbps") == DEFAULT_MODEL
     codec = load_codec(modality="speech")
@@ -238,6 +259,20 @@ def test_a_trained_model_codes_any_layout_back_to_it(tiny_model: Path) -> None:
         assert decoded.samples.shape == signal.samples.shape
         assert (decoded.sample_rate, decoded.subtype) == (44100, "PCM_24")
         assert report.rate == pytest.approx(8 * len(data) / 0.77 / 1000, rel=1e-3)
+
+
+def test_the_search_codes_a_narrowband_clip_for_its_own_bands(tiny_model: Path) -> None:
+    codec = Codec(SPEECH, load_model(tiny_model, SPEECH.build_networks))
+    signal = SpeechSignal(voiced(8000, 0.6, seed=4), 8000)
+    data, report = codec.encode(signal)
+    header, indices = codec.decode_indices(data)
+    x = SPEECH.analysis(signal)[0][None]
+    point = codec.check_header(header)
+    with torch.no_grad():
+        x_hat = point.generator(codec.model.quantizer.dequantize(indices)[None])
+    narrow = SPEECH.search_distortion(header.side_info)(x_hat, x)
+    assert report.distortion == pytest.approx(float(narrow), rel=1e-4)
+    assert report.distortion != pytest.approx(float(SPEECH.distortion(x_hat, x)), rel=1e-2)
 
 
 def test_cli_round_trip(tiny_model: Path, tmp_path: Path) -> None:

@@ -42,9 +42,8 @@ from torch import nn
 
 from unicomp.core.config import AdmmConfig
 from unicomp.core.entropy import mean_code_length
+from unicomp.core.modality import Distortion
 from unicomp.core.quantizer import Quantizer
-
-Distortion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from unicomp.core.checkpoint import Model, load_model
 from unicomp.core.coders import coder_field, parse_coder_field
 from unicomp.core.config import RefinementConfig
 from unicomp.core.file_rate import OutOfReach, climb, fit_weight, rungs, start_weight, window
-from unicomp.core.modality import Modality, SideInfo, signal_size
+from unicomp.core.modality import Modality, SideInfo, search_distortion, signal_size
 from unicomp.core.points import OperatingPoint, parse_rate, rate_range
 from unicomp.core.search import SEARCHES
 from unicomp.errors import FormatError, InputError, ModelError, UsageError
@@ -186,7 +186,7 @@ class Codec:
 
         result = SEARCHES[search.method](
             point.generator,
-            self.modality.distortion,
+            search_distortion(self.modality, side_info),
             x,
             z0,
             quantizer=self.model.quantizer,

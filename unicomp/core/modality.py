@@ -11,12 +11,15 @@ the unit speed is quoted per (seconds of audio, megapixels), so the bench can re
 "encode seconds per second of audio" instead of only seconds per item; and
 ``bench_group(signal) -> str | None``, the group of items the bench also reports apart
 (speech: "wideband" or "narrowband" by the file's own sample rate), because a mean over
-items that behave apart hides how each kind fares.
+items that behave apart hides how each kind fares; and
+``search_distortion(side_info) -> Distortion``, what the latent search minimises for one
+signal when that differs from ``distortion`` (speech: a narrowband file's search ignores
+the bands its own sample rate cannot hold).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from unicomp.core.config import ModelConfig
 
 SideInfo = Mapping[str, int | float | str]
+#: Per-item distortion of a batch: (x_hat, x) -> one value per item, lower is better.
+Distortion = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 class Networks(NamedTuple):
@@ -108,3 +113,10 @@ def bench_group(modality: Modality, signal: Any) -> str | None:
     """The group the bench also reports ``signal`` in, or None (the modality has none)."""
     group = getattr(modality, "bench_group", None)  # optional: not part of the protocol
     return group(signal) if callable(group) else None
+
+
+def search_distortion(modality: Modality, side_info: SideInfo) -> Distortion:
+    """The distortion the latent search minimises for the signal ``side_info`` describes:
+    the modality's ``search_distortion`` where it has one, else its ``distortion``."""
+    hook = getattr(modality, "search_distortion", None)  # optional: not part of the protocol
+    return hook(side_info) if callable(hook) else modality.distortion

@@ -2,6 +2,7 @@
 which builds everything on it without knowing any concrete modality."""
 
 from unicomp.core.modality import (
+    Distortion,
     Modality,
     Networks,
     SideInfo,
@@ -10,4 +11,12 @@ from unicomp.core.modality import (
     size_unit,
 )
 
-__all__ = ["Modality", "Networks", "SideInfo", "bench_group", "signal_size", "size_unit"]
+__all__ = [
+    "Distortion",
+    "Modality",
+    "Networks",
+    "SideInfo",
+    "bench_group",
+    "signal_size",
+    "size_unit",
+]

@@ -231,15 +231,21 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return hz
 
 
-@lru_cache(maxsize=16)
-def _mel_np(config: SpectrogramConfig) -> np.ndarray:
-    freqs = np.linspace(0.0, config.sample_rate / 2, config.n_freqs)
+def _mel_edges(config: SpectrogramConfig) -> np.ndarray:
+    """The ``n_mels + 2`` corner frequencies in Hz of the mel triangles, evenly spaced in
+    mel: band ``i`` rises from edge ``i``, peaks at ``i + 1`` and falls to ``i + 2``."""
     edges_mel = np.linspace(
         _hz_to_mel(np.array([config.fmin]))[0],
         _hz_to_mel(np.array([config.f_max]))[0],
         config.n_mels + 2,
     )
-    edges = _mel_to_hz(edges_mel)
+    return _mel_to_hz(edges_mel)
+
+
+@lru_cache(maxsize=16)
+def _mel_np(config: SpectrogramConfig) -> np.ndarray:
+    freqs = np.linspace(0.0, config.sample_rate / 2, config.n_freqs)
+    edges = _mel_edges(config)
     width = np.diff(edges)
     rising = (freqs[None, :] - edges[:-2, None]) / width[:-1, None]
     falling = (edges[2:, None] - freqs[None, :]) / width[1:, None]
@@ -253,6 +259,11 @@ def _mel_np(config: SpectrogramConfig) -> np.ndarray:
         )
     fb.setflags(write=False)
     return fb
+
+
+def mel_centres(config: SpectrogramConfig) -> np.ndarray:
+    """The centre frequency in Hz of each mel band, lowest first."""
+    return _mel_edges(config)[1:-1]
 
 
 def mel_filterbank(

@@ -25,7 +25,7 @@ import torch
 
 from unicomp.core.config import AdmmConfig, ModelConfig, QuantizerConfig, TrainConfig
 from unicomp.errors import FormatError, InputError, UsageError
-from unicomp.modalities.base import Networks
+from unicomp.modalities.base import Distortion, Networks, SideInfo
 from unicomp.modalities.speech import dsp
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, build_speech_networks, stack_spec
 
@@ -237,6 +237,19 @@ class SpeechModality:
         """Mean absolute log-mel error: a fixed dB-like error everywhere in the spectrum."""
         return (x_hat - x).abs().flatten(1).mean(dim=1)
 
+    def search_distortion(self, side_info: SideInfo) -> Distortion:
+        """:meth:`distortion` over the mel bands centred below the file's own Nyquist
+        frequency: decoding resamples to the file's rate, which drops everything above
+        it, so an error there would cost bits and change nothing a listener hears."""
+        bands = audible_bands(_side_int(side_info, "sr", "sample rate", MIN_RATE, MAX_RATE))
+        if bands == SPECTROGRAM.n_mels:
+            return self.distortion
+
+        def band_limited(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.distortion(x_hat[:, :bands], x[:, :bands])
+
+        return band_limited
+
     def metrics(self, reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
         return speech_metrics(reference, decoded)
 
@@ -251,6 +264,13 @@ class SpeechModality:
         """Wideband or narrowband, by the file's own rate: a narrowband clip has no
         content above 4 kHz to lose, so its scores would flatter a mean over both."""
         return "wideband" if signal.sample_rate >= WIDEBAND_RATE else "narrowband"
+
+
+def audible_bands(sample_rate: int) -> int:
+    """How many of the model's mel bands a file at ``sample_rate`` holds: those centred
+    below its Nyquist frequency (all 128 from 16 kHz up, 100 at 8 kHz)."""
+    centres = dsp.mel_centres(SPECTROGRAM)
+    return max(1, int(np.count_nonzero(centres < sample_rate / 2)))
 
 
 def speech_metrics(reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
