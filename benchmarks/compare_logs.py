@@ -28,7 +28,10 @@ from unicomp.core.trainer import LOG_NAME
 def windowed_means(run: Path, keys: list[str], window: int) -> dict[int, dict[str, float]]:
     """Mean of each key per window of steps (keyed by the window's first step)."""
     with (run / LOG_NAME).open(encoding="utf-8") as lines:
-        by_step = {int(entry["step"]): entry for entry in map(json.loads, lines)}
+        # A rollback's own line carries no losses; the steps it replays overwrite the
+        # wrecked ones, as they come later in the log.
+        entries = (entry for entry in map(json.loads, lines) if "event" not in entry)
+        by_step = {int(entry["step"]): entry for entry in entries}
     values: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for step, entry in by_step.items():
         start = (step - 1) // window * window
