@@ -4,7 +4,8 @@
 DistributedDataParallel kept the replicas identical. ``elastic``: the same run through
 :func:`unicomp.core.trainer.train`, whose rank 0 dies at step ``DIE_AT`` of the first
 attempt; torchrun (``--max-restarts``) starts the job again, and it must resume from the
-last checkpoint on its own.
+last checkpoint on its own. ``spike``: rank 0 wrecks its generator at step ``WRECK_AT``;
+the other rank's loss stays calm, yet both must roll back together and end alike.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -26,6 +28,9 @@ from unicomp.core.trainer import StepReport, Trainer, process_group, train  # no
 
 #: The step after which rank 0 of the first attempt dies: past the checkpoint at step 6.
 DIE_AT = 9
+#: The step after which rank 0 wrecks its generator: past the spike detector's warm-up
+#: and the checkpoint at step 20.
+WRECK_AT = 25
 
 
 def config(modality: SensorModality) -> ModelConfig:
@@ -47,13 +52,25 @@ def config(modality: SensorModality) -> ModelConfig:
     )
 
 
-def plain(data_dir: Path, out_dir: Path) -> None:
+def plain(data_dir: Path, out_dir: Path, spike: bool = False) -> None:
     modality = SensorModality()
     settings = config(modality)
+    if spike:
+        phases = {"float_steps": 30, "soft_steps": 3, "hard_steps": 3, "checkpoint_every": 10}
+        settings = merge(settings, {"train": {**phases, "adversarial_start": 100}})
     dataset = CropDataset.from_folder(modality, data_dir, settings.train.crop)
     with process_group() as distributed:
         trainer = Trainer(modality, settings, dataset, out_dir, distributed)
-        trainer.run()
+        wrecked = []
+
+        def wreck_once(report: StepReport) -> None:  # called on rank 0 only
+            if spike and report.step == WRECK_AT and not wrecked:
+                wrecked.append(report.step)
+                with torch.no_grad():
+                    for parameter in trainer.autoencoder.generator.parameters():
+                        parameter.mul_(100.0)
+
+        trainer.run(on_step=wreck_once)
     digest = hashlib.sha256()
     for name in ("encoder", "generator", "quantizer", "gains", "steering"):
         state = getattr(trainer.autoencoder, name).state_dict()
@@ -80,5 +97,5 @@ def elastic(data_dir: Path, out_dir: Path) -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    mode = {"plain": plain, "elastic": elastic}[sys.argv[1]]
+    mode = {"plain": plain, "elastic": elastic, "spike": partial(plain, spike=True)}[sys.argv[1]]
     mode(Path(sys.argv[2]), Path(sys.argv[3]))

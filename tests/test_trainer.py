@@ -131,6 +131,21 @@ def test_ddp_keeps_replicas_identical_and_a_restarted_job_resumes(
     assert weights[0] == weights[1]
 
 
+def test_a_spike_on_one_rank_rolls_every_rank_back_together(
+    sensor_data: Path, tmp_path: Path
+) -> None:
+    result = _torchrun("spike", sensor_data, tmp_path)
+    assert result.returncode == 0, _worker_errors(result.stderr)
+    rank0 = (tmp_path / "rank0.txt").read_text().split()
+    rank1 = (tmp_path / "rank1.txt").read_text().split()
+    assert rank0[1] == rank1[1]  # rank 1's loss never spiked, yet it followed
+    lines = [json.loads(line) for line in (tmp_path / LOG_NAME).open()]
+    assert [line for line in lines if "event" in line] == [
+        {"step": 26, "event": "rollback", "to": 20, "skipped": 6}
+    ]
+    assert load_state(tmp_path / STATE_NAME)["step"] == 36
+
+
 def test_a_failing_distributed_run_names_each_rank_and_does_not_abort(tmp_path: Path) -> None:
     data, out = tmp_path / "photos", tmp_path / "run"
     data.mkdir()
