@@ -749,8 +749,7 @@ class Trainer:
 
     def _loss_changes(self) -> tuple[int, ...]:
         """Steps from which the generator loss has new terms or a new scale."""
-        adversarial = self.train_config.adversarial_start
-        return (0, *self._phase_starts(), adversarial)
+        return (*self._phase_starts(), self.train_config.adversarial_start)
 
     def _phase_starts(self) -> tuple[int, int]:
         settings = self.train_config
