@@ -27,6 +27,8 @@ from unicomp.modalities.speech import modality as modality_module
 from unicomp.modalities.speech.dsp import mel_centres
 from unicomp.modalities.speech.modality import (
     DEFAULT_MODEL,
+    LOGMEL_SCALE,
+    SEARCH_FLOOR_DB,
     SPECTROGRAM,
     SpeechModality,
     SpeechSignal,
@@ -167,6 +169,19 @@ def test_a_narrowband_clip_is_searched_only_on_the_bands_its_rate_holds() -> Non
     assert float(SPEECH.search_distortion({"sr": 16000})(x_hat, x)) > 0.0
     x_hat[:, held - 1] = 5.0
     assert float(narrow(x_hat, x)) > 0.0
+
+
+def test_the_search_ignores_errors_far_below_the_loudest_band() -> None:
+    depth = math.log(10.0 ** (SEARCH_FLOOR_DB / 20.0)) / LOGMEL_SCALE
+    x = torch.full((1, SPECTROGRAM.n_mels, 16), -1.5)
+    x[:, 10, 3] = 2.0  # the loudest value: the floor lies `depth` below it
+    searched = SPEECH.search_distortion({"sr": 16000})
+    x_hat = x.clone()
+    x_hat[:, 40:] = 2.0 - depth - 0.01  # wrong, but only under the floor
+    assert float(searched(x_hat, x)) == 0.0
+    assert float(SPEECH.distortion(x_hat, x)) > 0.5
+    x_hat[:, 40:] = 2.0 - depth + 0.5  # now heard above it
+    assert float(searched(x_hat, x)) == pytest.approx(0.5 * 88 / 128, rel=1e-5)
 
 
 def test_one_bundled_model_serves_every_rate_from_one_to_two_kbps() -> None:
