@@ -26,9 +26,9 @@ from unicomp.modalities.base import bench_group
 from unicomp.modalities.speech import modality as modality_module
 from unicomp.modalities.speech.dsp import mel_centres
 from unicomp.modalities.speech.modality import (
+    AUDIBLE_RANGE_DB,
     DEFAULT_MODEL,
     LOGMEL_SCALE,
-    SEARCH_FLOOR_DB,
     SPECTROGRAM,
     SpeechModality,
     SpeechSignal,
@@ -171,17 +171,16 @@ def test_a_narrowband_clip_is_searched_only_on_the_bands_its_rate_holds() -> Non
     assert float(narrow(x_hat, x)) > 0.0
 
 
-def test_the_search_ignores_errors_far_below_the_loudest_band() -> None:
-    depth = math.log(10.0 ** (SEARCH_FLOOR_DB / 20.0)) / LOGMEL_SCALE
-    x = torch.full((1, SPECTROGRAM.n_mels, 16), -1.5)
-    x[:, 10, 3] = 2.0  # the loudest value: the floor lies `depth` below it
-    searched = SPEECH.search_distortion({"sr": 16000})
+def test_errors_far_below_the_loudest_value_do_not_count() -> None:
+    depth = math.log(10.0 ** (AUDIBLE_RANGE_DB / 20.0)) / LOGMEL_SCALE
+    x = torch.full((2, SPECTROGRAM.n_mels, 16), -1.5)
+    x[0, 10, 3] = 2.0  # item 0's loudest value: its floor lies `depth` below it
     x_hat = x.clone()
-    x_hat[:, 40:] = 2.0 - depth - 0.01  # wrong, but only under the floor
-    assert float(searched(x_hat, x)) == 0.0
-    assert float(SPEECH.distortion(x_hat, x)) > 0.5
-    x_hat[:, 40:] = 2.0 - depth + 0.5  # now heard above it
-    assert float(searched(x_hat, x)) == pytest.approx(0.5 * 88 / 128, rel=1e-5)
+    x_hat[:, 40:] = 2.0 - depth - 0.01  # under item 0's floor, above item 1's (-1.5 - depth)
+    heard = (2.0 - depth - 0.01 + 1.5) * 88 / 128
+    assert SPEECH.distortion(x_hat, x).tolist() == [0.0, pytest.approx(heard, rel=1e-5)]
+    x_hat[0, 40:] = 2.0 - depth + 0.5  # now heard above it
+    assert float(SPEECH.distortion(x_hat, x)[0]) == pytest.approx(0.5 * 88 / 128, rel=1e-5)
 
 
 def test_one_bundled_model_serves_every_rate_from_one_to_two_kbps() -> None:

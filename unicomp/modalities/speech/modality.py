@@ -42,14 +42,14 @@ GAIN_STEPS_PER_DB = 20
 #: Affine map of the log-mel into roughly [-1, 1] for the networks (measured on train).
 LOGMEL_CENTER = -7.0
 LOGMEL_SCALE = 2.5
-#: The latent search counts no log-mel error below this many dB under the signal's
-#: loudest value, where a listener hears nothing of it. The networks' L1 in the log
-#: domain weighs a 1 dB error in near-silence like one in a vowel; on 18 wideband 10 s
-#: train clips (speech-v1, rates as coded), a floor 50 dB down gained PESQ-WB +0.10 /
-#: +0.09, PESQ-NB +0.13 / +0.08 and STOI +0.006 / +0.003 at 1 / 2 kbit/s; 60 dB down
-#: +0.08 / +0.04 in PESQ-WB (benchmarks/README.md, "The latent search: an audibility
-#: floor").
-SEARCH_FLOOR_DB = 50.0
+#: The distortion counts no log-mel error below this many dB under the signal's loudest
+#: value, where a listener hears nothing of it: an L1 in the log domain would weigh a
+#: 1 dB error in near-silence like one in a vowel. In the latent search (speech-v1, 18
+#: wideband 10 s train clips, rates as coded) a floor 50 dB down gained PESQ-WB +0.10 /
+#: +0.09, PESQ-NB +0.13 / +0.08 and STOI +0.006 / +0.003 at 1 / 2 kbit/s, 60 dB down
+#: +0.08 / +0.04 in PESQ-WB (benchmarks/README.md, "The latent search: an audible range").
+AUDIBLE_RANGE_DB = 50.0
+_AUDIBLE_RANGE = math.log(10.0 ** (AUDIBLE_RANGE_DB / 20.0)) / LOGMEL_SCALE  # model units
 #: Vocoder budget. On the exact log-mel of 10 s train clips (PESQ-WB / seconds per 10 s,
 #: busy machine): dsp defaults (50 NNLS, 16 GL, tol 1e-5) 4.27 / 2.7 s; 20, 8, 1e-5
 #: 4.23 / 1.05 s; 10, 4, 1e-3 4.17 / 0.63 s; 20, 0, 1e-3 4.05 / 0.60 s. The generated
@@ -242,27 +242,25 @@ class SpeechModality:
         return build_speech_networks(network)
 
     def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Mean absolute log-mel error: a fixed dB-like error everywhere in the spectrum."""
-        return (x_hat - x).abs().flatten(1).mean(dim=1)
+        """Mean absolute log-mel error over the audible range: both spectrograms are
+        raised to a floor :data:`AUDIBLE_RANGE_DB` under the item's loudest value, so a
+        fixed dB-like error counts alike everywhere above it and not at all below."""
+        floor = x.amax(dim=tuple(range(1, x.dim())), keepdim=True) - _AUDIBLE_RANGE
+        error = torch.maximum(x_hat, floor) - torch.maximum(x, floor)
+        return error.abs().flatten(1).mean(dim=1)
 
     def search_distortion(self, side_info: SideInfo) -> Distortion:
-        """:meth:`distortion` over what a listener can hear of the file, so that the
-        search spends nothing on the rest:
-
-        - the mel bands centred below the file's own Nyquist frequency (decoding
-          resamples to the file's rate, which drops everything above it);
-        - values down to :data:`SEARCH_FLOOR_DB` under the loudest of them: both
-          spectrograms are raised to that floor, so errors below it do not count.
-        """
+        """:meth:`distortion` over the mel bands centred below the file's own Nyquist
+        frequency: decoding resamples to the file's rate, which drops everything above
+        it, so an error there would cost bits and change nothing a listener hears."""
         bands = audible_bands(_side_int(side_info, "sr", "sample rate", MIN_RATE, MAX_RATE))
-        depth = math.log(10.0 ** (SEARCH_FLOOR_DB / 20.0)) / LOGMEL_SCALE
+        if bands == SPECTROGRAM.n_mels:
+            return self.distortion
 
-        def audible(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            x_hat, x = x_hat[:, :bands], x[:, :bands]
-            floor = x.amax(dim=tuple(range(1, x.dim())), keepdim=True) - depth
-            return self.distortion(torch.maximum(x_hat, floor), torch.maximum(x, floor))
+        def band_limited(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.distortion(x_hat[:, :bands], x[:, :bands])
 
-        return audible
+        return band_limited
 
     def metrics(self, reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
         return speech_metrics(reference, decoded)
