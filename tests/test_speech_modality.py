@@ -181,6 +181,8 @@ def test_errors_far_below_the_loudest_value_do_not_count() -> None:
     assert SPEECH.distortion(x_hat, x).tolist() == [0.0, pytest.approx(heard, rel=1e-5)]
     x_hat[0, 40:] = 2.0 - depth + 0.5  # now heard above it
     assert float(SPEECH.distortion(x_hat, x)[0]) == pytest.approx(0.5 * 88 / 128, rel=1e-5)
+    everywhere = SpeechModality(audible_range_db=None).distortion(x_hat, x)
+    assert float(everywhere[0]) == pytest.approx((2.0 - depth + 0.5 + 1.5) * 88 / 128, rel=1e-5)
 
 
 def test_one_bundled_model_serves_every_rate_from_one_to_two_kbps() -> None:

@@ -44,12 +44,12 @@ LOGMEL_CENTER = -7.0
 LOGMEL_SCALE = 2.5
 #: The distortion counts no log-mel error below this many dB under the signal's loudest
 #: value, where a listener hears nothing of it: an L1 in the log domain would weigh a
-#: 1 dB error in near-silence like one in a vowel. In the latent search (speech-v1, 18
-#: wideband 10 s train clips, rates as coded) a floor 50 dB down gained PESQ-WB +0.10 /
-#: +0.09, PESQ-NB +0.13 / +0.08 and STOI +0.006 / +0.003 at 1 / 2 kbit/s, 60 dB down
-#: +0.08 / +0.04 in PESQ-WB (benchmarks/README.md, "The latent search: an audible range").
+#: 1 dB error in near-silence like one in a vowel. In the latent search (speech-v1, 16
+#: wideband 10 s train clips, rates as coded; benchmarks/audible_range.py) a floor 50 dB
+#: down gained PESQ-WB +0.10 / +0.09, PESQ-NB +0.13 / +0.08 and STOI +0.006 / +0.003 at
+#: 1 / 2 kbit/s, 60 dB down +0.08 / +0.04 in PESQ-WB (benchmarks/README.md, "Speech:
+#: errors only within the audible range").
 AUDIBLE_RANGE_DB = 50.0
-_AUDIBLE_RANGE = math.log(10.0 ** (AUDIBLE_RANGE_DB / 20.0)) / LOGMEL_SCALE  # model units
 #: Vocoder budget. On the exact log-mel of 10 s train clips (PESQ-WB / seconds per 10 s,
 #: busy machine): dsp defaults (50 NNLS, 16 GL, tol 1e-5) 4.27 / 2.7 s; 20, 8, 1e-5
 #: 4.23 / 1.05 s; 10, 4, 1e-3 4.17 / 0.63 s; 20, 0, 1e-3 4.05 / 0.60 s. The generated
@@ -110,6 +110,11 @@ class SpeechModality:
     extensions: tuple[str, ...] = (".wav", ".flac", ".ogg")
     rate_unit = "kbps"
     size_unit = "s"
+
+    def __init__(self, audible_range_db: float | None = AUDIBLE_RANGE_DB) -> None:
+        """``audible_range_db``: how far under each signal's loudest value the
+        distortion counts errors (None: everywhere, as models before 2026-12-02 did)."""
+        self.audible_range_db = audible_range_db
 
     def default_config(self) -> ModelConfig:
         return ModelConfig(
@@ -243,11 +248,13 @@ class SpeechModality:
 
     def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Mean absolute log-mel error over the audible range: both spectrograms are
-        raised to a floor :data:`AUDIBLE_RANGE_DB` under the item's loudest value, so a
+        raised to a floor ``audible_range_db`` under the item's loudest value, so a
         fixed dB-like error counts alike everywhere above it and not at all below."""
-        floor = x.amax(dim=tuple(range(1, x.dim())), keepdim=True) - _AUDIBLE_RANGE
-        error = torch.maximum(x_hat, floor) - torch.maximum(x, floor)
-        return error.abs().flatten(1).mean(dim=1)
+        if self.audible_range_db is not None:
+            depth = math.log(10.0 ** (self.audible_range_db / 20.0)) / LOGMEL_SCALE
+            floor = x.amax(dim=tuple(range(1, x.dim())), keepdim=True) - depth
+            x_hat, x = torch.maximum(x_hat, floor), torch.maximum(x, floor)
+        return (x_hat - x).abs().flatten(1).mean(dim=1)
 
     def search_distortion(self, side_info: SideInfo) -> Distortion:
         """:meth:`distortion` over the mel bands centred below the file's own Nyquist
