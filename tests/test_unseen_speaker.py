@@ -3,9 +3,11 @@
 The released model is judged on speakers outside its training set, and was markedly
 better on the voices it trained on. Here a small model trains on sentences spoken by
 four espeak-ng voices, two lower and two higher, and codes a held-out sentence by them
-and by a fifth, of another pitch and formants, that it never heard. (Trained on the two
-lower voices alone, it coded the higher unseen one 52 % worse than them: what a model
-generalises to depends on how varied its voices are.)
+and by a fifth, of another pitch and formants, that it never heard. (Trained on the four, it
+codes the unseen one 31 % worse than them; trained on the two lower voices alone, 99 %
+worse: what a model generalises to depends on how varied its voices are. The distortion
+counts only the audible range, which weighs the voiced parts where voices differ most;
+over every log-mel value the two figures were 10 % and 52 %.)
 """
 
 from __future__ import annotations
@@ -89,13 +91,14 @@ def test_a_voice_never_heard_codes_about_as_well_as_the_voices_trained_on(
 
     seen = statistics.fmean(distortion(voice) for voice in SEEN)
     unseen = distortion(UNSEEN)
-    # The model learned speech, not the two voices: the third codes within 25 % of them,
-    # and far better than the untrained networks (the same config, no steps).
-    assert unseen < 1.25 * seen
+    # The model learned speech, not the four voices: the fifth codes within 50 % of them,
+    # and far better than the untrained networks (the same config, no steps; 0.61 of
+    # their distortion here, which the audible range bounds: it ignores all below it).
+    assert unseen < 1.5 * seen
     torch.manual_seed(0)
     untrained = Codec(SPEECH, load_model(voices_model, SPEECH.build_networks))
     for module in (untrained.model.encoder, *(p.generator for p in untrained.model.points)):
         for parameter in module.parameters():
             torch.nn.init.normal_(parameter, std=0.02)
     signal = SPEECH.load(tmp_path / f"{UNSEEN}.wav")
-    assert unseen < 0.5 * untrained.encode(signal, effort="fast")[1].distortion
+    assert unseen < 0.75 * untrained.encode(signal, effort="fast")[1].distortion
