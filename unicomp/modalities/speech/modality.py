@@ -44,11 +44,12 @@ LOGMEL_CENTER = -7.0
 LOGMEL_SCALE = 2.5
 #: The distortion counts no log-mel error below this many dB under the signal's loudest
 #: value, where a listener hears nothing of it: an L1 in the log domain would weigh a
-#: 1 dB error in near-silence like one in a vowel. In the latent search (speech-v1, 16
-#: wideband 10 s train clips, rates as coded; benchmarks/audible_range.py) a floor 50 dB
-#: down gained PESQ-WB +0.10 / +0.09, PESQ-NB +0.13 / +0.08 and STOI +0.006 / +0.003 at
-#: 1 / 2 kbit/s, 60 dB down +0.08 / +0.04 in PESQ-WB (benchmarks/README.md, "Speech:
-#: errors only within the audible range").
+#: 1 dB error in near-silence like one in a vowel, and two thirds of a speech clip's
+#: values lie that far down. In the latent search (speech-v1, 16 wideband 10 s train
+#: clips, rates as coded; benchmarks/audible_range.py) a floor 50 dB down gained PESQ-WB
+#: +0.13 / +0.07, PESQ-NB +0.13 / +0.06 and STOI +0.007 / +0.002 at 1 / 2 kbit/s, 60 dB
+#: down +0.08 / +0.03 in PESQ-WB (benchmarks/README.md, "Speech: errors only within the
+#: audible range").
 AUDIBLE_RANGE_DB = 50.0
 #: Vocoder budget. On the exact log-mel of 10 s train clips (PESQ-WB / seconds per 10 s,
 #: busy machine): dsp defaults (50 NNLS, 16 GL, tol 1e-5) 4.27 / 2.7 s; 20, 8, 1e-5
