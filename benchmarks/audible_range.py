@@ -15,7 +15,6 @@ copies). Never run it on the evaluate split.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 
 from unicomp.api import load_codec
 from unicomp.bench.summary import finite_mean
-from unicomp.modalities.speech.modality import LOGMEL_SCALE, SpeechModality, SpeechSignal
+from unicomp.modalities.speech.modality import SpeechModality, audible_floor
 from unicomp.release.corpus import CORPUS
 from unicomp.release.speech import train_clips
 
@@ -33,13 +32,13 @@ def _range(text: str) -> float | None:
     return None if text == "none" else float(text)
 
 
-def _share_below(clip: SpeechSignal, audible_range: float | None) -> float:
-    """The share of the clip's log-mel values under the range, where no error counts."""
+def _share_below(analysed: list[torch.Tensor], audible_range: float | None) -> float:
+    """The mean share of the clips' log-mel values under the range, where no error counts."""
     if audible_range is None:
         return 0.0
-    x = SpeechModality().analysis(clip)[0]
-    depth = math.log(10.0 ** (audible_range / 20.0)) / LOGMEL_SCALE
-    return float((x < x.max() - depth).float().mean())
+    return statistics.fmean(
+        float((x < audible_floor(x[None], audible_range)[0]).float().mean()) for x in analysed
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = train_clips(args.data, args.per_folder)
     clips = [clip for clip in clips if clip.sample_rate == args.bandwidth]
     print(f"{codec.name}: {len(clips)} clips at {args.bandwidth} Hz, {args.rate} kbit/s")
+    analysed = [SpeechModality().analysis(clip)[0] for clip in clips]
     for audible_range in args.ranges:
         codec.modality = SpeechModality(audible_range_db=audible_range)
         rates, scores = [], []
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             data, report = codec.encode(clip, rate=args.rate)
             rates.append(report.rate)
             scores.append(codec.modality.metrics(clip, codec.decode(data)))
-        below = statistics.fmean(_share_below(clip, audible_range) for clip in clips)
+        below = _share_below(analysed, audible_range)
         means = "  ".join(f"{key} {finite_mean(s[key] for s in scores):.4f}" for key in scores[0])
         print(
             f"range {audible_range}: values under it {below:.1%}"

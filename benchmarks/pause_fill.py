@@ -24,7 +24,12 @@ from pathlib import Path
 import torch
 
 from unicomp.core.checkpoint import load_model
-from unicomp.modalities.speech.modality import AUDIBLE_RANGE_DB, LOGMEL_SCALE, SpeechModality
+from unicomp.modalities.speech.modality import (
+    AUDIBLE_RANGE_DB,
+    LOGMEL_SCALE,
+    SpeechModality,
+    audible_floor,
+)
 from unicomp.release.corpus import CORPUS
 from unicomp.release.speech import train_clips
 
@@ -41,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     speech, everywhere = SpeechModality(), SpeechModality(audible_range_db=None)
     clips = [clip for clip in train_clips(args.data) if clip.sample_rate == 16000]
-    depth = AUDIBLE_RANGE_DB / DB_PER_UNIT
     for card in args.models:
         model = load_model(card, speech.build_networks)
         point = model.point()
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 if point.latent_gain is not None:
                     z = z * point.latent_gain.view(1, -1, 1)
                 x_hat = point.generator(model.quantizer.dequantize(model.quantizer.indices(z)))
-            floor = x.max() - depth
+            floor = audible_floor(x, AUDIBLE_RANGE_DB)
             under = x < floor
             rows.append(
                 (

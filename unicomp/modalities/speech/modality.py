@@ -255,8 +255,7 @@ class SpeechModality:
         raised to a floor ``audible_range_db`` under the item's loudest value, so a
         fixed dB-like error counts alike everywhere above it and not at all below."""
         if self.audible_range_db is not None:
-            depth = math.log(10.0 ** (self.audible_range_db / 20.0)) / LOGMEL_SCALE
-            floor = x.amax(dim=tuple(range(1, x.dim())), keepdim=True) - depth
+            floor = audible_floor(x, self.audible_range_db)
             x_hat, x = torch.maximum(x_hat, floor), torch.maximum(x, floor)
         return (x_hat - x).abs().flatten(1).mean(dim=1)
 
@@ -287,6 +286,14 @@ class SpeechModality:
         """Wideband or narrowband, by the file's own rate: a narrowband clip has no
         content above 4 kHz to lose, so its scores would flatter a mean over both."""
         return "wideband" if signal.sample_rate >= WIDEBAND_RATE else "narrowband"
+
+
+def audible_floor(x: torch.Tensor, range_db: float) -> torch.Tensor:
+    """Per item of the batch ``x`` (model units), the log-mel value ``range_db`` under its
+    loudest, shaped to broadcast against ``x``: below it, :meth:`SpeechModality.distortion`
+    counts no error."""
+    depth = math.log(10.0 ** (range_db / 20.0)) / LOGMEL_SCALE
+    return x.amax(dim=tuple(range(1, x.dim())), keepdim=True) - depth
 
 
 def audible_bands(sample_rate: int) -> int:
