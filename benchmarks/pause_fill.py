@@ -53,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         for clip in clips:
             x = speech.analysis(clip)[0][None]
             with torch.no_grad():
-                z = model.encoder(x)
-                if point.latent_gain is not None:
-                    z = z * point.latent_gain.view(1, -1, 1)
+                z = point.latents(model.encoder(x))
                 x_hat = point.generator(model.quantizer.dequantize(model.quantizer.indices(z)))
             floor = audible_floor(x, AUDIBLE_RANGE_DB)
             under = x < floor
