@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from unicomp.core import admm
 from unicomp.core.admm import admm_search, backprop_then_project, project
 from unicomp.core.checkpoint import load_model
 from unicomp.core.coders import CONTEXT
@@ -216,6 +217,14 @@ def test_time_budget_stops_the_search(sensor, searched, method: str) -> None:
         config=AdmmConfig(iterations=10_000, patience=10_000, time_budget=0.0),
     )
     assert result.iterations == 1
+
+
+def test_time_budget_stops_before_an_iteration_that_would_pass_it(monkeypatch) -> None:
+    monkeypatch.setattr(admm.time, "monotonic", lambda: 103.0)
+    # Three iterations took 3 s since 100.0: a fourth would end at 4 s.
+    assert admm.out_of_time(AdmmConfig(time_budget=3.9), 100.0, 3)
+    assert not admm.out_of_time(AdmmConfig(time_budget=4.1), 100.0, 3)
+    assert not admm.out_of_time(AdmmConfig(time_budget=None), 0.0, 3)
 
 
 @pytest.mark.parametrize("method", sorted(SEARCHES))

@@ -61,7 +61,8 @@ class AdmmConfig:
     search runs longer (warm restarts, as ``--effort best`` does). Stretched over more
     iterations instead, the same sizes did worse on speech (None: every step alike).
     ``time_budget``
-    caps the default search in seconds; ``best_seconds`` caps ``--effort best`` per
+    caps the default search in seconds (it stops before an iteration that would pass
+    it, judged by the mean so far); ``best_seconds`` caps ``--effort best`` per
     unit of signal size (the modality's ``size``: seconds per second of audio, per
     megapixel), None meaning no cap.
     """

@@ -34,6 +34,7 @@ from unicomp.core.admm import (
     frozen,
     out_of_time,
     per_item_unit_rms,
+    project,
     project_iterate,
 )
 from unicomp.core.config import AdmmConfig
@@ -64,27 +65,36 @@ def straight_through_search(
     change few indices at first, so a stale start says little about what follows."""
     centers = quantizer.centers.detach()
     started = time.monotonic()
-    incumbent = Incumbent(
-        generator, distortion, x, z0, centers, bits, rate_weight, rate, admissible
-    )
+    arguments = (generator, distortion, x, z0, centers, bits, rate_weight, rate, admissible)
     if config.iterations <= 0:
-        return incumbent.result(0)
+        return Incumbent(*arguments).result(0)
     z = z0.detach().clone().requires_grad_(True)
-    iteration = 0
+
+    def scored(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The projection's output and value, and z's gradient passed straight through."""
+        decoded = generator(centers[indices] + (z - z.detach()))
+        value = distortion(decoded, x)
+        (gradient,) = torch.autograd.grad(value.sum(), z)
+        return decoded.detach(), value.detach(), gradient
+
     with frozen(generator):
+        # The first iterate is the start, the projection of z0 as the incumbent's: one
+        # pass both scores it and gives the first step.
+        weight = rate_weight if bits is not None else 0.0
+        indices = project(z0.detach(), centers, bits, weight)
+        decoded, value, gradient = scored(indices)
+        incumbent = Incumbent(*arguments, start=(decoded, value))
         for iteration in range(1, config.iterations + 1):
-            with torch.no_grad():
-                indices = project_iterate(z, centers, bits, incumbent.rate_weight, projector)
-            # The projection's value, with z's gradient passed straight through it.
-            decoded = generator(centers[indices] + (z - z.detach()))
-            value = distortion(decoded, x)
-            (gradient,) = torch.autograd.grad(value.sum(), z)
-            incumbent.offer(indices, value.detach(), decoded.detach())
+            if iteration > 1:
+                with torch.no_grad():
+                    indices = project_iterate(z, centers, bits, weight, projector)
+                decoded, value, gradient = scored(indices)
+                incumbent.offer(indices, value, decoded)
             with torch.no_grad():
                 z -= config.step_size(iteration) * per_item_unit_rms(gradient)
             if on_iteration is not None:
                 on_iteration(iteration, incumbent.cost)
-            if out_of_time(config, started):
+            if out_of_time(config, started, iteration):
                 break
     return incumbent.result(iteration)
 
