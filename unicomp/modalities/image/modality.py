@@ -105,7 +105,7 @@ class ImageModality:
             # growing 1.3 per iteration, patience 3) +0.24 dB; 16 steps +1.82 dB. A
             # step (one forward and backward pass) takes ~0.55 s on a 768x512 photo: 7
             # keep its encode under 5 s on one core, and the time budget caps the search
-            # on a busy one (checked after each step, so it can overshoot by one).
+            # on a busy one (it stops before a step that would pass it).
             # image-v2's gains spread its top points' latents 2-6x wider than image-v1's,
             # and there annealed steps pay: from 0.25 rms shrinking by 0.6 a step, on
             # the four tune4 train photos at 0.06 / 0.12 / 0.25 bpp, the distortion fell
