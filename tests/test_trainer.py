@@ -14,9 +14,11 @@ import torch
 from conftest import tiny_config
 from PIL import Image
 
+from unicomp.core import trainer
 from unicomp.core.checkpoint import load_model, load_state, read_card
 from unicomp.core.context_coding import context_count
-from unicomp.core.trainer import LOG_NAME, STATE_NAME, Hardware, train
+from unicomp.core.data import CropDataset
+from unicomp.core.trainer import LOG_NAME, STATE_NAME, Hardware, Trainer, train
 from unicomp.errors import InputError
 
 SHORT = {
@@ -92,6 +94,22 @@ def test_resume_continues_exactly(sensor, sensor_data: Path, tmp_path: Path) -> 
     resumed = train(sensor, config, sensor_data, tmp_path / "split", resume=True, hardware=workers)
     assert read_card(resumed)["weights"]["sha256"] == read_card(straight)["weights"]["sha256"]
     assert read_card(resumed)["entropy"] == read_card(straight)["entropy"]
+
+
+def test_a_time_limit_stops_with_a_checkpoint_that_resumes_exactly(
+    sensor, sensor_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_config(sensor, **SHORT)
+    straight = train(sensor, config, sensor_data, tmp_path / "straight")
+    ticks = iter(range(10**6))  # a clock that moves one second whenever it is read
+    monkeypatch.setattr(trainer.time, "monotonic", lambda: float(next(ticks)))
+    dataset = CropDataset.from_folder(sensor, sensor_data, config.train.crop)
+    assert Trainer(sensor, config, dataset, tmp_path / "timed").run(seconds=20.0) is None
+    monkeypatch.undo()
+    stopped_at = load_state(tmp_path / "timed" / STATE_NAME)["step"]
+    assert 0 < stopped_at < config.train.total_steps
+    resumed = train(sensor, config, sensor_data, tmp_path / "timed", resume=True)
+    assert read_card(resumed)["weights"]["sha256"] == read_card(straight)["weights"]["sha256"]
 
 
 def test_bf16_trains_under_autocast_with_float32_losses_and_centers(

@@ -56,7 +56,7 @@ from unicomp.core.quantizer import Mode, Quantizer
 from unicomp.core.rate_model import ContextRateModel
 from unicomp.core.rate_steering import RateSteering
 from unicomp.core.spikes import SpikeDetector
-from unicomp.errors import InputError, TrainingError
+from unicomp.errors import InputError, TrainingError, UsageError
 
 STATE_NAME = "state"
 LOG_NAME = "log.jsonl"
@@ -444,9 +444,16 @@ class Trainer:
         return True
 
     def run(
-        self, stop_at: int | None = None, on_step: Callable[[StepReport], None] | None = None
+        self,
+        stop_at: int | None = None,
+        on_step: Callable[[StepReport], None] | None = None,
+        seconds: float | None = None,
     ) -> Path | None:
-        """Train to the end (or to ``stop_at``); return the exported model card on rank 0."""
+        """Train to the end (or to ``stop_at``, or until ``seconds`` have passed: a machine
+        lent for a fixed time); return the exported model card on rank 0. Every stop ends
+        with a checkpoint, so ``resume`` continues from it."""
+        if seconds is not None and self.dist.active:
+            raise UsageError("a time limit needs one process: ranks could stop apart")
         end = (
             self.train_config.total_steps
             if stop_at is None
@@ -458,6 +465,9 @@ class Trainer:
         while self.step < end:
             with closing(self._batches(end)) as batches:
                 for batch in batches:
+                    if seconds is not None and time.monotonic() - started >= seconds:
+                        end = self.step
+                        break
                     phase = self.train_config.phase_at(self.step)
                     if phase != "float" and not self.centers_initialised:
                         self._initialise_centers()

@@ -26,9 +26,10 @@ from unicomp.core.checkpoint import Model, load_model, round_to_half, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import ModelConfig, load_overrides, merge
 from unicomp.core.data import CropDataset
+from unicomp.core.devices import check_precision, resolve_device
 from unicomp.core.point_tuning import GeneratorTuning
 from unicomp.core.points import OperatingPoint
-from unicomp.core.trainer import Trainer, print_every
+from unicomp.core.trainer import Hardware, Trainer, print_every
 from unicomp.modalities.base import Modality
 from unicomp.release.corpus import CORPUS
 from unicomp.weights import BUNDLED_DIR
@@ -142,7 +143,13 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="TOML overrides of the default config")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder")
     parser.add_argument("--stop-at", type=int, help="stop after this many steps in total")
+    parser.add_argument("--seconds", type=float, help="stop, with a checkpoint, after this long")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="where training runs (default cpu)")
+    parser.add_argument("--precision", default="fp32", help="fp32, or bf16 on a GPU")
+    parser.add_argument(
+        "--loader-workers", type=int, default=0, help="processes that load batches (default 0)"
+    )
     parser.add_argument(
         "--export", action="store_true", help="calibrate the run's model into --weights"
     )
@@ -161,10 +168,14 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
         return 0
     dataset, data_card = recipe.training_set(args.data, config.train.crop)
     card = {"data": data_card, "training": {"command": command, "data": str(args.data)}}
-    trainer = Trainer(recipe.modality, config, dataset, run, card=card)
+    device = resolve_device(args.device)
+    hardware = Hardware(device, check_precision(args.precision, device), args.loader_workers)
+    trainer = Trainer(recipe.modality, config, dataset, run, card=card, hardware=hardware)
     if args.resume and trainer.resume():
         print(f"resumed at step {trainer.step}", flush=True)
     print(f"training {config.name} into {run} ({config.train.total_steps} steps)", flush=True)
-    card_path = trainer.run(stop_at=args.stop_at, on_step=print_every(config.train.log_every))
+    card_path = trainer.run(
+        stop_at=args.stop_at, on_step=print_every(config.train.log_every), seconds=args.seconds
+    )
     print(f"done: {card_path or run}", flush=True)
     return 0

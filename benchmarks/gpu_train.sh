@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Train the image recipe on a lent GPU within one device call, resumably across calls,
+# sessions and machines. (Speech's train split, 270 MB, is more than a call carries.)
+#
+# Here, in the repository root of a session that has a device:
+#     benchmarks/gpu_train.sh --prepare [RUN_DIR]
+# fills .gpu/ (ignored by git): the image train split (~31 MB), the run folder RUN_DIR to
+# resume if it exists, split into parts under 16 MiB (what a device call sends back is
+# capped per file), and wheels of the packages the device lacks (Python 3.12).
+# Then one call of the device tool, from the repository root:
+#     run(command="benchmarks/gpu_train.sh CONFIG SECONDS", carry=[".gpu"],
+#         timeout_s=SECONDS + 150)
+# trains the recipe (benchmarks/train_image.py) with CONFIG's overrides on CUDA in bf16
+# with 8 loader workers, resuming the carried run, for SECONDS, then leaves the run folder
+# in $OUT, the large files split. Back here:
+#     benchmarks/gpu_train.sh --collect FILES_AT RUN_DIR
+# joins the parts into RUN_DIR, from which train_image.py --resume continues on the
+# CPU or the next device, and --export calibrates it. The trainer stops itself after
+# SECONDS with a checkpoint (--seconds), so a lease's steps are all kept.
+#
+# DEVICE=cpu rehearses the training part on a machine without a GPU (fp32, no workers).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+GPU_DIR="$ROOT/.gpu"
+PART_BYTES=15000000
+#: What unicomp imports that the device's image lacks (KINDS.md lists what it has).
+WHEELS=(pytorch-msssim==1.0.0 soundfile==0.13.1 soxr==0.5.0.post1)
+
+split_large() {  # split_large DIR: files over PART_BYTES become NAME.partNN
+    local file
+    for file in "$1"/*; do
+        if [ "$(stat -c %s "$file")" -gt "$PART_BYTES" ]; then
+            split -b "$PART_BYTES" -d "$file" "$file.part"
+            rm "$file"
+        fi
+    done
+}
+
+join_parts() {  # join_parts DIR: NAME.partNN files back into NAME
+    local first
+    for first in "$1"/*.part00; do
+        [ -e "$first" ] || continue
+        cat "${first%.part00}".part?? >"${first%.part00}"
+        rm "${first%.part00}".part??
+    done
+}
+
+case "${1:-}" in
+--prepare)
+    run=${2:-}
+    rm -rf "$GPU_DIR"
+    mkdir -p "$GPU_DIR/wheels" "$GPU_DIR/run"
+    cp -r "${UNICOMP_CORPUS:-$HOME/.cache/unicomp/corpus}/image/train" "$GPU_DIR/train"
+    if [ -n "$run" ] && [ -d "$run" ]; then
+        cp "$run"/* "$GPU_DIR/run/"
+        split_large "$GPU_DIR/run"
+    fi
+    "$ROOT/.venv/bin/python" -m pip download --quiet --no-deps --only-binary=:all: \
+        --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --platform manylinux1_x86_64 --platform any -d "$GPU_DIR/wheels" "${WHEELS[@]}"
+    du -sh "$GPU_DIR"
+    ;;
+--collect)
+    mkdir -p "$3"
+    cp "$2"/* "$3/"
+    join_parts "$3"
+    ls -l "$3"
+    ;;
+*)
+    config=$1
+    seconds=$2
+    device=${DEVICE:-cuda}
+    out=${OUT:-$GPU_DIR/out}
+    cd "$ROOT"
+    if [ "$device" = cuda ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --target /tmp/site "$GPU_DIR"/wheels/*.whl
+        export PYTHONPATH="/tmp/site:$ROOT"
+        options=(--device cuda --precision bf16 --loader-workers 8)
+        python=python3
+    else
+        options=(--device cpu)
+        python=${PYTHON:-"$ROOT/.venv/bin/python"}
+    fi
+    join_parts "$GPU_DIR/run"
+    export PYTHONUNBUFFERED=1
+    status=0
+    # The trainer stops itself at --seconds with a checkpoint; timeout only guards a hang.
+    timeout "$((seconds + 90))" "$python" benchmarks/train_image.py \
+        --data "$GPU_DIR/train" --out "$GPU_DIR/run" --config "$config" --resume \
+        --seconds "$seconds" "${options[@]}" 2>&1 | tee -a "$GPU_DIR/run/gpu.log" || status=$?
+    mkdir -p "$out"
+    cp "$GPU_DIR/run"/* "$out/"
+    split_large "$out"
+    ls -l "$out"
+    exit "$status"
+    ;;
+esac
