@@ -24,8 +24,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 GPU_DIR="$ROOT/.gpu"
 PART_BYTES=15000000
-#: What unicomp imports that the device's image lacks (KINDS.md lists what it has).
-WHEELS=(pytorch-msssim==1.0.0 soundfile==0.13.1 soxr==0.5.0.post1)
+#: What unicomp imports that the device lacks (KINDS.md lists what it has); of compressai
+#: only its rANS extension is loaded, which needs none of its dependencies.
+WHEELS=(compressai==1.2.8 pytorch-msssim==1.0.0 soundfile==0.13.1 soxr==0.5.0.post1)
 
 split_large() {  # split_large DIR: files over PART_BYTES become NAME.partNN
     local file
@@ -57,7 +58,8 @@ case "${1:-}" in
         split_large "$GPU_DIR/run"
     fi
     "$ROOT/.venv/bin/python" -m pip download --quiet --no-deps --only-binary=:all: \
-        --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+        --python-version 3.12 --implementation cp --platform manylinux_2_34_x86_64 \
+        --platform manylinux_2_31_x86_64 --platform manylinux_2_28_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         --platform manylinux1_x86_64 --platform any -d "$GPU_DIR/wheels" "${WHEELS[@]}"
     du -sh "$GPU_DIR"
