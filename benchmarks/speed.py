@@ -14,7 +14,8 @@ Each model codes at the modality's default rate (``--rate``) and encoder effort
 (``--effort``; ``best`` has its own encode targets: at most 60 s for the photo, 2 s per
 second of audio), on one torch thread as
 everywhere here, once unmeasured first (lazy imports, JIT compilation and first
-allocations are not what the targets are about) and then timed. It prints measured
+allocations are not what the targets are about) and then timed ``--repeats`` times,
+the median reported. It prints measured
 against target and exits 0 whether the targets are met or not: it measures, it does
 not gate. ``unicomp bench`` reports the same speeds per second of audio (``enc s/s``,
 ``dec s/s``) over a whole evaluate set.
@@ -23,6 +24,7 @@ not gate. ``unicomp bench`` reports the same speeds per second of audio (``enc s
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,11 +123,13 @@ CASES = {
 
 
 def time_case(
-    modality: str, case: Case, model: str | None, rate: str | None, effort: str
+    modality: str, case: Case, model: str | None, rate: str | None, effort: str, repeats: int
 ) -> Timing:
-    """Encode and decode times of the case's signal at ``effort``, after one unmeasured
-    run. A model without calibrated points (a run's checkpoint before export) codes at
-    its default point, and says so."""
+    """Median encode and decode times of ``repeats`` runs on the case's signal at
+    ``effort``, after one unmeasured run (a shared machine's speed drifts: single runs
+    of the same decode measured 31x and 54x real time an hour apart). A model without
+    calibrated points (a run's checkpoint before export) codes at its default point,
+    and says so."""
     codec = load_codec(model, modality)
     asked = parse_rate(rate or case.rate, codec.modality.rate_unit)
     if codec.rate_range is None:
@@ -134,10 +138,16 @@ def time_case(
     print(f"{codec.name} at {where}, effort {effort}, on {case.describe}:", flush=True)
     signal = case.signal()
     codec.decode(codec.encode(signal, rate=asked, effort=effort)[0])
-    encoded = measure(lambda: codec.encode(signal, rate=asked, effort=effort)[0])
-    decoded = measure(lambda: codec.decode(encoded.value))
+    encodes = [
+        measure(lambda: codec.encode(signal, rate=asked, effort=effort)[0]) for _ in range(repeats)
+    ]
+    decodes = [measure(lambda: codec.decode(encodes[0].value)) for _ in range(repeats)]
     # both modalities here define the optional size (Mpx, seconds of audio)
-    return Timing(encoded.seconds, decoded.seconds, codec.modality.size(signal))
+    return Timing(
+        statistics.median(m.seconds for m in encodes),
+        statistics.median(m.seconds for m in decodes),
+        codec.modality.size(signal),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", help="rate to meet (default: the modality's default)")
     parser.add_argument("--effort", choices=EFFORTS, default="default", help="encoder effort")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs, median (default 3)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if args.model and len(args.modality) > 1:
         parser.error("--model names one model: give one --modality with it")
 
@@ -156,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     for modality in args.modality:
         case = CASES[modality]
         try:
-            timing = time_case(modality, case, args.model, args.rate, args.effort)
+            timing = time_case(modality, case, args.model, args.rate, args.effort, args.repeats)
         except UnicompError as error:
             print(f"{modality}: cannot time: {error}", file=sys.stderr, flush=True)
             failed = True
