@@ -315,16 +315,6 @@ def test_annealed_steps_shrink_from_the_first_size_to_the_last_at_every_effort()
         AdmmConfig(final_learning_rate=0.0)
 
 
-def test_default_search_is_capped_per_unit_of_size_and_by_its_time_budget() -> None:
-    per_second = AdmmConfig(default_seconds=0.4)
-    assert per_second.at_effort("default", 10.0).time_budget == pytest.approx(4.0)
-    assert per_second.at_effort("default", None).time_budget is None  # no size, no cap
-    both = AdmmConfig(default_seconds=0.4, time_budget=3.0)
-    assert both.at_effort("default", 10.0).time_budget == 3.0
-    assert both.at_effort("default", 2.0).time_budget == pytest.approx(0.8)
-    assert AdmmConfig(time_budget=3.0).at_effort("default", 10.0).time_budget == 3.0
-
-
 def test_annealed_search_never_returns_worse_than_the_encoder_output(sensor, searched) -> None:
     model, x, z0 = searched
     generator, quantizer = model.point().generator, model.quantizer

@@ -62,10 +62,9 @@ class AdmmConfig:
     iterations instead, the same sizes did worse on speech (None: every step alike).
     ``time_budget``
     caps the default search in seconds (it stops before an iteration that would pass
-    it, judged by the mean so far), and ``default_seconds`` caps it per unit of signal
-    size (the modality's ``size``: seconds per second of audio, per megapixel), the
-    smaller cap winning; ``best_seconds`` caps ``--effort best`` per unit of size. None
-    means no cap.
+    it, judged by the mean so far); ``best_seconds`` caps ``--effort best`` per
+    unit of signal size (the modality's ``size``: seconds per second of audio, per
+    megapixel), None meaning no cap.
     """
 
     method: str = "straight-through"
@@ -78,7 +77,6 @@ class AdmmConfig:
     rho_growth: float = 1.12
     patience: int = 8
     time_budget: float | None = None
-    default_seconds: float | None = None
     best_seconds: float | None = None
 
     def __post_init__(self) -> None:
@@ -107,10 +105,7 @@ class AdmmConfig:
         if effort == "fast":
             return dataclasses.replace(self, iterations=0)
         if effort == "default":
-            if self.default_seconds is None or size is None:
-                return self
-            caps = [self.default_seconds * size, self.time_budget]
-            return dataclasses.replace(self, time_budget=min(c for c in caps if c is not None))
+            return self
         if effort == "best":
             budget = None
             if self.best_seconds is not None and size is not None:

@@ -135,15 +135,9 @@ class SpeechModality:
             # With the audible-range distortion, 40 steps instead of 20 (the same anneal)
             # gained PESQ-WB +0.09 / +0.03 and STOI +0.001 / +0.003 at 1 / 2 kbit/s on 10
             # train clips (tune_admm.py), for twice the encode time (0.40 s per second of
-            # audio on the evaluate split). The search stops at 0.45 s per second of
-            # audio, so a slow or busy core still encodes within 0.5 (the rest of an
-            # encode takes ~0.01 s per second); --effort best: up to 2 s per second.
+            # audio on the evaluate split). --effort best: up to 2 s per second of audio.
             admm=AdmmConfig(
-                iterations=40,
-                learning_rate=0.05,
-                final_learning_rate=0.001,
-                default_seconds=0.45,
-                best_seconds=2.0,
+                iterations=40, learning_rate=0.05, final_learning_rate=0.001, best_seconds=2.0
             ),
             train=TrainConfig(
                 float_steps=1500,
