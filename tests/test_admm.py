@@ -315,6 +315,18 @@ def test_annealed_steps_shrink_from_the_first_size_to_the_last_at_every_effort()
         AdmmConfig(final_learning_rate=0.0)
 
 
+def test_step_seconds_turn_time_budgets_into_iterations_chosen_from_the_size() -> None:
+    config = AdmmConfig(iterations=7, time_budget=4.5, best_seconds=150.0, step_seconds=1.5)
+    small = config.at_effort("default", 0.4)  # 4.5 s afford 7.5 steps of 0.6 s
+    assert (small.iterations, small.time_budget) == (7, None)
+    assert config.at_effort("default", 1.0).iterations == 3
+    assert config.at_effort("default", 24.0).iterations == 0  # the encoder's output
+    best = config.at_effort("best", 24.0)  # 150 s per megapixel afford 100 steps
+    assert (best.iterations, best.time_budget) == (70, None)
+    assert AdmmConfig(iterations=7, time_budget=4.5).at_effort("default", 24.0).time_budget == 4.5
+    assert config.at_effort("default", None).time_budget == 4.5  # no size: the clock
+
+
 def test_annealed_search_never_returns_worse_than_the_encoder_output(sensor, searched) -> None:
     model, x, z0 = searched
     generator, quantizer = model.point().generator, model.quantizer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,7 +65,10 @@ class AdmmConfig:
     caps the default search in seconds (it stops before an iteration that would pass
     it, judged by the mean so far); ``best_seconds`` caps ``--effort best`` per
     unit of signal size (the modality's ``size``: seconds per second of audio, per
-    megapixel), None meaning no cap.
+    megapixel), None meaning no cap. With ``step_seconds``, what one iteration takes per
+    unit of size on the reference machine, both caps become iteration counts chosen from
+    the signal's size instead of read off the clock: an encode is then the same on a
+    busy machine as on an idle one.
     """
 
     method: str = "straight-through"
@@ -78,6 +82,7 @@ class AdmmConfig:
     patience: int = 8
     time_budget: float | None = None
     best_seconds: float | None = None
+    step_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in SEARCH_METHODS:
@@ -105,19 +110,30 @@ class AdmmConfig:
         if effort == "fast":
             return dataclasses.replace(self, iterations=0)
         if effort == "default":
-            return self
+            return self._counted(size)
         if effort == "best":
             budget = None
             if self.best_seconds is not None and size is not None:
                 budget = self.best_seconds * size
-            return dataclasses.replace(
+            longer = dataclasses.replace(
                 self,
                 iterations=self.iterations * BEST_SCALE,
                 anneal_steps=self.anneal_steps or self.iterations,
                 patience=self.patience * BEST_SCALE,
                 time_budget=budget,
             )
+            return longer._counted(size)
         raise UsageError(f"unknown effort {effort!r} (known: {', '.join(EFFORTS)})")
+
+    def _counted(self, size: float | None) -> AdmmConfig:
+        """This search with its time budget turned into the iterations it affords for a
+        signal of ``size`` at ``step_seconds`` (unchanged without both)."""
+        if self.step_seconds is None or self.time_budget is None or not size:
+            return self
+        affordable = math.floor(self.time_budget / (self.step_seconds * size))
+        return dataclasses.replace(
+            self, iterations=min(self.iterations, affordable), time_budget=None
+        )
 
 
 @dataclass

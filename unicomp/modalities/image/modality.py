@@ -104,8 +104,7 @@ class ImageModality:
             # +1.76 / +1.14 with 0.07 / 0.03 / 0.012, and ADMM (0.15 rms, rho 0.002
             # growing 1.3 per iteration, patience 3) +0.24 dB; 16 steps +1.82 dB. A
             # step (one forward and backward pass) takes ~0.55 s on a 768x512 photo: 7
-            # keep its encode under 5 s on one core, and the time budget caps the search
-            # on a busy one (it stops before a step that would pass it).
+            # keep its encode under 5 s on one core.
             # image-v2's gains spread its top points' latents 2-6x wider than image-v1's,
             # and there annealed steps pay: from 0.25 rms shrinking by 0.6 a step, on
             # the four tune4 train photos at 0.06 / 0.12 / 0.25 bpp, the distortion fell
@@ -113,6 +112,11 @@ class ImageModality:
             # PSNR, +0.015 / +0.007 / +0.002 MS-SSIM). 0.2 by 0.5 did as well; bolder
             # starts (0.3 by 0.4, 0.4 by 0.35) lost up to all of the search's gain, and
             # constant steps of 0.2 or more lost it too.
+            # The budgets are counted in iterations from the photo's size, not read off
+            # the clock, so a busy machine codes a photo as an idle one does: one
+            # iteration took ~0.6 s on a 768x512 photo on one core here (AMD EPYC, AVX2,
+            # channels-last), 1.55 s per megapixel, so 7 fit in 4.5 s up to 0.41
+            # megapixels, one up to 2.9, none beyond.
             admm=AdmmConfig(
                 iterations=7,
                 learning_rate=0.25,
@@ -120,6 +124,7 @@ class ImageModality:
                 time_budget=4.5,
                 # --effort best: up to 60 s for a 768x512 photo.
                 best_seconds=60 / 0.393216,
+                step_seconds=1.55,
             ),
             # The generator misses a photo's coarse colour and brightness (smooth errors
             # on skies and walls), which a grid of corrections fixes for a few % of the
