@@ -195,21 +195,22 @@ class Incumbent:
         rate_weight: float,
         rate: Callable[[torch.Tensor], torch.Tensor] | None,
         admissible: Callable[[torch.Tensor], torch.Tensor] | None,
-        start: tuple[torch.Tensor, torch.Tensor] | None = None,
+        start: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
-        """``start``: the generator's output and distortion for the projection of
-        ``z0``, where the caller has them already (else they are computed here)."""
+        """``start``: the projection of ``z0`` (:func:`project` at ``rate_weight``), the
+        generator's output for it and its distortion, where the caller has them already
+        (else they are computed here)."""
         self.rate_weight = rate_weight if bits is not None else 0.0
         if rate is None and bits is not None:
             rate = partial(mean_code_length, bits=bits)
         self.admissible = admissible
         with frozen(generator), torch.no_grad():
-            self.indices = project(z0, centers, bits, self.rate_weight)
             if start is None:
+                self.indices = project(z0, centers, bits, self.rate_weight)
                 self.decoded = generator(centers[self.indices])
                 self.distortion = distortion(self.decoded, x)
             else:
-                self.decoded, self.distortion = start
+                self.indices, self.decoded, self.distortion = start
             self.priced_rate = rate if self.rate_weight > 0 and admissible is None else None
             self.price = torch.zeros_like(self.distortion)
             if self.priced_rate is not None:

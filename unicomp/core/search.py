@@ -78,16 +78,15 @@ def straight_through_search(
         return decoded.detach(), value.detach(), gradient
 
     with frozen(generator):
-        # The first iterate is the start, the projection of z0 as the incumbent's: one
-        # pass both scores it and gives the first step.
-        weight = rate_weight if bits is not None else 0.0
-        indices = project(z0.detach(), centers, bits, weight)
+        # The first iterate is the start, the projection of z0: one pass both scores it
+        # for the incumbent and gives the first step.
+        indices = project(z0.detach(), centers, bits, rate_weight)
         decoded, value, gradient = scored(indices)
-        incumbent = Incumbent(*arguments, start=(decoded, value))
+        incumbent = Incumbent(*arguments, start=(indices, decoded, value))
         for iteration in range(1, config.iterations + 1):
             if iteration > 1:
                 with torch.no_grad():
-                    indices = project_iterate(z, centers, bits, weight, projector)
+                    indices = project_iterate(z, centers, bits, incumbent.rate_weight, projector)
                 decoded, value, gradient = scored(indices)
                 incumbent.offer(indices, value, decoded)
             with torch.no_grad():
