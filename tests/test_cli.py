@@ -207,6 +207,37 @@ def test_train_command_uses_the_toml_config_and_names_the_files_it_left_out(
     assert card["config"]["train"]["batch_size"] == 2
 
 
+def test_train_command_fine_tunes_a_model_under_a_new_name(
+    cli, sensor_data: Path, tmp_path: Path
+) -> None:
+    one_point = "rate_weights = []\nrate_targets = []\n"
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        f'name = "sensor-tiny"\n[train]\n{one_point}float_steps = 4\nsoft_steps = 4\n'
+        "hard_steps = 4\nadversarial_start = 2\nbatch_size = 2\n"
+    )
+    assert train_sensor(cli, sensor_data, tmp_path / "run", config).returncode == 0
+    released = tmp_path / "run" / "sensor-tiny.json"
+    tuning = tmp_path / "tune.toml"
+    tuning.write_text(
+        f"[train]\n{one_point}float_steps = 0\nsoft_steps = 0\nhard_steps = 3\n"
+        "adversarial_start = 0\n"
+    )
+    result = train_sensor(
+        cli, sensor_data, tmp_path / "tuned", tuning, "--start-from", str(released)
+    )
+    assert result.returncode == 0, result.stderr
+    card = read_card(tmp_path / "tuned" / "sensor-tiny-tuned.json")
+    assert card["training"]["steps"] == 3
+    assert card["training"]["started_from"]["model"] == "sensor-tiny"
+    assert card["training"]["started_from"]["sha256"] == read_card(released)["weights"]["sha256"]
+    # The model's own config is the base: its batch size, not the sensor default's.
+    assert card["config"]["train"]["batch_size"] == 2
+    wrong = train_sensor(cli, sensor_data, tmp_path / "x", tuning, "--start-from", "speech-v1")
+    assert wrong.returncode == 2
+    assert "model 'speech-v1' is a speech model" in wrong.stderr
+
+
 def test_unknown_config_keys_are_usage_errors(cli, sensor_data: Path, tmp_path: Path) -> None:
     config = tmp_path / "typo.toml"
     config.write_text("[train]\nfloat_stpes = 4\n")

@@ -16,10 +16,11 @@ from PIL import Image
 
 from unicomp.core import trainer
 from unicomp.core.checkpoint import load_model, load_state, read_card
+from unicomp.core.config import merge
 from unicomp.core.context_coding import context_count
 from unicomp.core.data import CropDataset
 from unicomp.core.trainer import LOG_NAME, STATE_NAME, Hardware, Trainer, train
-from unicomp.errors import InputError
+from unicomp.errors import InputError, UsageError
 
 SHORT = {
     "float_steps": 8,
@@ -110,6 +111,49 @@ def test_a_time_limit_stops_with_a_checkpoint_that_resumes_exactly(
     assert 0 < stopped_at < config.train.total_steps
     resumed = train(sensor, config, sensor_data, tmp_path / "timed", resume=True)
     assert read_card(resumed)["weights"]["sha256"] == read_card(straight)["weights"]["sha256"]
+
+
+def test_a_run_started_from_a_model_fine_tunes_its_weights_and_says_so(
+    sensor, sensor_data: Path, sensor_model: Path, tmp_path: Path
+) -> None:
+    single = {**SHORT, "rate_weights": [], "rate_targets": []}
+    released = load_model(
+        train(sensor, tiny_config(sensor, **single), sensor_data, tmp_path / "released"),
+        sensor.build_networks,
+    )
+    hard_only = {**single, "float_steps": 0, "soft_steps": 0, "adversarial_start": 0}
+    config = tiny_config(sensor, **hard_only)
+    dataset = CropDataset.from_folder(sensor, sensor_data, config.train.crop)
+    run = Trainer(sensor, config, dataset, tmp_path / "tuned")
+    run.start_from(released)
+    assert load_state(tmp_path / "tuned" / STATE_NAME)["step"] == 0  # resumable at once
+    assert torch.equal(run.autoencoder.quantizer.centers, released.quantizer.centers)
+    encoder = run.autoencoder.encoder.state_dict()
+    assert all(torch.equal(encoder[k], v) for k, v in released.encoder.state_dict().items())
+    assert run.run(stop_at=3) is None
+    # The released centers are kept (no k-means), and a resumed run still names its origin.
+    resumed = Trainer(sensor, config, dataset, tmp_path / "tuned")
+    assert resumed.resume()
+    card = read_card(resumed.run())
+    assert card["training"]["steps"] == config.train.total_steps == 8
+    assert card["training"]["started_from"] == {
+        "model": released.name,
+        "sha256": released.sha256,
+        "steps": SHORT["float_steps"] + SHORT["soft_steps"] + SHORT["hard_steps"],
+    }
+    assert card["weights"]["sha256"] != released.sha256
+    lines = [json.loads(line) for line in (tmp_path / "tuned" / LOG_NAME).read_text().splitlines()]
+    assert {line["phase"] for line in lines} == {"hard"}
+    assert all("discriminator" in line for line in lines)
+    # Other networks, other centers or point gains cannot start a run.
+    more_centers = merge(config, {"quantizer": {"num_centers": config.quantizer.num_centers + 1}})
+    with pytest.raises(UsageError, match="other networks or centers"):
+        Trainer(sensor, more_centers, dataset, tmp_path / "other").start_from(released)
+    gained = load_model(sensor_model, sensor.build_networks)
+    with pytest.raises(UsageError, match="scales its latents"):
+        Trainer(sensor, tiny_config(sensor, **SHORT), dataset, tmp_path / "g").start_from(gained)
+    with pytest.raises(UsageError, match="only a new run"):
+        resumed.start_from(released)
 
 
 def test_bf16_trains_under_autocast_with_float32_losses_and_centers(

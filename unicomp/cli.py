@@ -351,6 +351,13 @@ def train(
     config: Annotated[Path | None, typer.Option(help="TOML file overriding the defaults.")] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default: the modality's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
+    start_from: Annotated[
+        str | None,
+        typer.Option(
+            "--start-from",
+            help="Begin a new run from this model's weights (a name or card): fine-tuning.",
+        ),
+    ] = None,
     device: FastDevice = "auto",
     precision: Annotated[
         str, typer.Option(help="fp32, or bf16 (autocast) where the device computes in it.")
@@ -366,7 +373,9 @@ def train(
     """Train a model: float, soft and hard quantization phases.
 
     Under torchrun it trains with DDP, one GPU per rank (NCCL) or CPU ranks (gloo); a job
-    torchrun restarts resumes from the last checkpoint in --out on its own.
+    torchrun restarts resumes from the last checkpoint in --out on its own. With
+    --start-from, the run fine-tunes a model: its weights, its config (under --config's
+    overrides) and its name with "-tuned" (unless --name) are the start.
     """
     from unicomp.core.config import load_overrides, merge
     from unicomp.core.devices import check_precision, resolve_device
@@ -377,9 +386,17 @@ def train(
     where = resolve_device(device)
     hardware = Hardware(where, check_precision(precision, where), loader_workers)
     chosen = get_registry().modality(modality)
-    settings = chosen.default_config()
-    if config is not None:
-        settings = merge(settings, load_overrides(config))
+    overrides = load_overrides(config) if config is not None else {}
+    initial = None
+    if start_from is None:
+        settings = merge(chosen.default_config(), overrides)
+    else:
+        from unicomp.api import load_codec
+
+        initial = load_codec(start_from).model
+        if initial.config.modality != chosen.name:
+            raise UsageError(f"model {initial.name!r} is a {initial.config.modality} model")
+        settings = merge(initial.config, {"name": f"{initial.name}-tuned", **overrides})
     if name is not None:
         settings.name = name
     card = {"training": {"command": " ".join(["unicomp", *sys.argv[1:]])}}
@@ -405,6 +422,7 @@ def train(
             on_step=show,
             card=card,
             hardware=hardware,
+            start_from=initial,
         )
     if card_path is not None and not quiet:
         from unicomp.core.checkpoint import read_card

@@ -391,6 +391,8 @@ class Trainer:
         self.context_counts = torch.zeros(points, contexts, symbols, dtype=torch.float64)
         self.step = 0
         self.centers_initialised = False
+        #: The released model the run began from (:meth:`start_from`), for its cards.
+        self.started_from: dict[str, Any] | None = None
         if self.dist.active:
             devices = [self.device] if self.device.type == "cuda" else None
             # gradient_as_bucket_view: gradients live in the all-reduce buckets, with no
@@ -439,9 +441,42 @@ class Trainer:
         self.context_counts = state.get("context_counts", self.context_counts).clone()
         self.step = int(state["step"])
         self.centers_initialised = bool(state["centers_initialised"])
+        self.started_from = state.get("started_from")
         torch.set_rng_state(state["rng"])
         self.restorable = True
         return True
+
+    def start_from(self, model: Model) -> None:
+        """Begin this run from a released model: its encoder, its centers and its default
+        point's generator (fine-tuning). Only the weights carry over: the discriminator,
+        the optimizers and the index statistics start afresh, and the run's config (its
+        phases, rate, learning rate) is this trainer's, whose networks and alphabet must
+        be the model's. The start is saved as the run's first checkpoint, so that
+        ``resume`` continues from it, not from scratch."""
+        if self.step or self.restorable:
+            raise UsageError("only a new run can start from a model")
+        if (model.config.network, model.config.quantizer.num_centers) != (
+            self.config.network,
+            self.config.quantizer.num_centers,
+        ):
+            raise UsageError(
+                f"model {model.name!r} has other networks or centers than the run's config"
+            )
+        generator = model.point().generator
+        if isinstance(generator, GainedGenerator) or model.point().latent_gain is not None:
+            raise UsageError(f"model {model.name!r} scales its latents: it cannot start a run")
+        with torch.no_grad():
+            self.autoencoder.encoder.load_state_dict(model.encoder.state_dict())
+            self.autoencoder.generator.load_state_dict(generator.state_dict())
+            self.autoencoder.quantizer.centers.copy_(model.quantizer.centers)
+        self.centers_initialised = True
+        self.started_from = {
+            "model": model.name,
+            "sha256": model.sha256,
+            "steps": model.card.get("training", {}).get("steps"),
+        }
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint()
 
     def run(
         self,
@@ -512,6 +547,7 @@ class Trainer:
         state = {
             "step": self.step,
             "centers_initialised": self.centers_initialised,
+            "started_from": self.started_from,
             "autoencoder": self.autoencoder.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "optimizer_g": self.optimizer_g.state_dict(),
@@ -801,7 +837,10 @@ class Trainer:
         self.centers_initialised = True
 
     def _card(self) -> dict[str, Any]:
-        return {**self.card, "training": {**self.card.get("training", {}), "steps": self.step}}
+        training = {**self.card.get("training", {}), "steps": self.step}
+        if self.started_from is not None:
+            training["started_from"] = self.started_from
+        return {**self.card, "training": training}
 
 
 def _guarded_step(optimizer: torch.optim.Optimizer, guard: GradientGuard) -> float:
@@ -824,10 +863,13 @@ def train(
     on_step: Callable[[StepReport], None] | None = None,
     card: dict[str, Any] | None = None,
     hardware: Hardware | None = None,
+    start_from: Model | None = None,
 ) -> Path | None:
     """Train a model of ``modality`` on the files under ``data_dir`` into ``out_dir``.
 
     A job that torchrun restarted resumes from the last checkpoint without ``resume``.
+    A run with nothing to resume begins from ``start_from``'s weights when given
+    (:meth:`Trainer.start_from`).
     """
     hardware = hardware or Hardware()
     if config.modality != modality.name:
@@ -847,8 +889,9 @@ def train(
             card={**description, **(card or {})},
             hardware=hardware,
         )
-        if resume or distributed.restarted:
-            trainer.resume()
+        resumed = (resume or distributed.restarted) and trainer.resume()
+        if not resumed and start_from is not None:
+            trainer.start_from(start_from)
         return trainer.run(stop_at=stop_at, on_step=on_step)
 
 

@@ -142,6 +142,12 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, help="TOML overrides of the default config")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder")
+    parser.add_argument(
+        "--start-from",
+        type=Path,
+        metavar="CARD",
+        help="begin a new run from this released model's weights (fine-tuning)",
+    )
     parser.add_argument("--stop-at", type=int, help="stop after this many steps in total")
     parser.add_argument("--seconds", type=float, help="stop, with a checkpoint, after this long")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -173,6 +179,9 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
     trainer = Trainer(recipe.modality, config, dataset, run, card=card, hardware=hardware)
     if args.resume and trainer.resume():
         print(f"resumed at step {trainer.step}", flush=True)
+    elif args.start_from is not None:
+        trainer.start_from(load_model(args.start_from, recipe.modality.build_networks))
+        print(f"starting from {args.start_from}", flush=True)
     print(f"training {config.name} into {run} ({config.train.total_steps} steps)", flush=True)
     card_path = trainer.run(
         stop_at=args.stop_at, on_step=print_every(config.train.log_every), seconds=args.seconds
