@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from unicomp.bench.bd import bd_rate
+from unicomp.errors import InputError
 
 #: Columns of the items table that are not quality metrics.
 NOT_METRICS = {
@@ -66,6 +67,15 @@ def group_bd(before: Run, after: Run, items: list[str], rate: str, metric: str) 
     )
 
 
+def _cell(before: Run, after: Run, items: list[str], rate: str, metric: str) -> str:
+    """One metric's BD-rate, or why there is none: curves apart in quality have no
+    common range to integrate over (the anchor is ``before``, the test ``after``)."""
+    try:
+        return f"{metric} {group_bd(before, after, items, rate, metric):+.1f} %"
+    except InputError as error:
+        return f"{metric} n/a ({error})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modality", required=True)
@@ -76,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rate = args.rate or ("bpp" if args.modality == "image" else "kbps")
     table = f"{args.modality}-items.csv"
+    for run in (args.before, args.after):
+        if not (run / table).is_file():
+            print(f"{run} holds no {table}: not a finished bench run", file=sys.stderr)
+            return 2
     before, groups = read_run(args.before / table, args.codec, rate)
     after, _ = read_run(args.after / table, args.codec, rate)
     items = sorted(set(before) & set(after))
@@ -88,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             by_group.setdefault(groups[item], []).append(item)
     metrics = [k for k in next(iter(before[items[0]].values())) if k != rate]
     for group, members in by_group.items():
-        cells = [f"{m} {group_bd(before, after, members, rate, m):+.1f} %" for m in metrics]
+        cells = [_cell(before, after, members, rate, m) for m in metrics]
         print(f"{group} ({len(members)} items): " + ", ".join(cells))
     return 0
 
