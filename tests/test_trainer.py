@@ -133,7 +133,7 @@ def test_a_run_started_from_a_model_fine_tunes_its_weights_and_says_so(
     assert run.run(stop_at=3) is None
     # The released centers are kept (no k-means), and a resumed run still names its origin.
     resumed = Trainer(sensor, config, dataset, tmp_path / "tuned")
-    assert resumed.resume()
+    assert resumed.resume_or_start(True, released) and resumed.step == 3  # the state wins
     card = read_card(resumed.run())
     assert card["training"]["steps"] == config.train.total_steps == 8
     assert card["training"]["started_from"] == {

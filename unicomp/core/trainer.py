@@ -478,6 +478,16 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint()
 
+    def resume_or_start(self, resume: bool, start_from: Model | None) -> bool:
+        """Continue from ``out_dir`` when ``resume`` and a state is there (True); otherwise
+        begin from ``start_from`` when given, so that resuming a fine-tuning run never
+        falls back to random weights."""
+        if resume and self.resume():
+            return True
+        if start_from is not None:
+            self.start_from(start_from)
+        return False
+
     def run(
         self,
         stop_at: int | None = None,
@@ -889,9 +899,7 @@ def train(
             card={**description, **(card or {})},
             hardware=hardware,
         )
-        resumed = (resume or distributed.restarted) and trainer.resume()
-        if not resumed and start_from is not None:
-            trainer.start_from(start_from)
+        trainer.resume_or_start(resume or distributed.restarted, start_from)
         return trainer.run(stop_at=stop_at, on_step=on_step)
 
 

@@ -177,10 +177,12 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     hardware = Hardware(device, check_precision(args.precision, device), args.loader_workers)
     trainer = Trainer(recipe.modality, config, dataset, run, card=card, hardware=hardware)
-    if args.resume and trainer.resume():
+    start = None
+    if args.start_from is not None:
+        start = load_model(args.start_from, recipe.modality.build_networks)
+    if trainer.resume_or_start(args.resume, start):
         print(f"resumed at step {trainer.step}", flush=True)
-    elif args.start_from is not None:
-        trainer.start_from(load_model(args.start_from, recipe.modality.build_networks))
+    elif start is not None:
         print(f"starting from {args.start_from}", flush=True)
     print(f"training {config.name} into {run} ({config.train.total_steps} steps)", flush=True)
     card_path = trainer.run(
