@@ -19,6 +19,7 @@ from unicomp.core.checkpoint import load_model, load_state, read_card
 from unicomp.core.config import merge
 from unicomp.core.context_coding import context_count
 from unicomp.core.data import CropDataset
+from unicomp.core.networks import ResidualBlock
 from unicomp.core.trainer import LOG_NAME, STATE_NAME, Hardware, Trainer, train
 from unicomp.errors import InputError, UsageError
 
@@ -154,6 +155,50 @@ def test_a_run_started_from_a_model_fine_tunes_its_weights_and_says_so(
         Trainer(sensor, tiny_config(sensor, **SHORT), dataset, tmp_path / "g").start_from(gained)
     with pytest.raises(UsageError, match="only a new run"):
         resumed.start_from(released)
+
+
+def test_a_run_grows_residual_blocks_from_a_model_and_cannot_shrink_them(
+    sensor, sensor_data: Path, tmp_path: Path
+) -> None:
+    single = {**SHORT, "rate_weights": [], "rate_targets": []}
+    released = load_model(
+        train(sensor, tiny_config(sensor, **single), sensor_data, tmp_path / "released"),
+        sensor.build_networks,
+    )
+    base = tiny_config(sensor, **{**single, "float_steps": 0, "soft_steps": 0})
+    blocks = int(base.network["residual_blocks"])
+    deeper = merge(base, {"network": {"residual_blocks": blocks + 1}})
+    dataset = CropDataset.from_folder(sensor, sensor_data, base.train.crop)
+    run = Trainer(sensor, deeper, dataset, tmp_path / "deeper")
+    run.start_from(released)
+    stacks = (
+        (run.autoencoder.encoder, released.encoder),
+        (run.autoencoder.generator, released.point().generator),
+    )
+    for grown, trained in stacks:
+        assert torch.equal(grown[-1].weight, trained[-1].weight)
+        old = [layer for layer in trained if isinstance(layer, ResidualBlock)]
+        new = [layer for layer in grown if isinstance(layer, ResidualBlock)]
+        assert len(new) == len(old) // blocks * (blocks + 1)
+        for stage in range(len(old) // blocks):
+            kept = new[stage * (blocks + 1) : stage * (blocks + 1) + blocks]
+            added = new[stage * (blocks + 1) + blocks]
+            for a, b in zip(kept, old[stage * blocks : (stage + 1) * blocks], strict=True):
+                assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+            first = added.body[0]
+            x = torch.randn(2, first.in_channels, *[9] * (first.weight.dim() - 2))
+            assert torch.allclose(added(x), torch.nn.functional.leaky_relu(x, 0.2))
+    card_path = run.run()
+    card = read_card(card_path)
+    assert card["config"]["network"]["residual_blocks"] == blocks + 1
+    assert card["training"]["started_from"]["model"] == released.name
+    # A model cannot start a run with fewer blocks or other widths.
+    grown = load_model(card_path, sensor.build_networks)
+    with pytest.raises(UsageError, match="only 'residual_blocks' may grow"):
+        Trainer(sensor, base, dataset, tmp_path / "shrunk").start_from(grown)
+    wider = merge(deeper, {"network": {"widths": [w + 1 for w in deeper.network["widths"]]}})
+    with pytest.raises(UsageError, match="other networks"):
+        Trainer(sensor, wider, dataset, tmp_path / "wider").start_from(released)
 
 
 def test_bf16_trains_under_autocast_with_float32_losses_and_centers(

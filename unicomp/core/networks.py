@@ -62,6 +62,11 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(x + self.body(x))
 
+    def zero_branch(self) -> None:
+        """Zero the branch's last convolution: the block then only applies its activation."""
+        for parameter in self.body[-1].parameters():
+            nn.init.zeros_(parameter)
+
 
 class Upsample(nn.Module):
     """Nearest-neighbour upsampling by an integer factor."""
@@ -130,6 +135,41 @@ def build_generator(spec: ConvStackSpec) -> nn.Sequential:
         layers += [Upsample(spec.stride), conv(spec.dims, width, following, 3), activation()]
     layers.append(conv(spec.dims, stem, spec.in_channels, 5))
     return nn.Sequential(*layers)
+
+
+def grow_stack(target: nn.Module, source: nn.Module) -> None:
+    """Load ``source``'s weights into ``target``, the same encoder or generator with at
+    least as many residual blocks per stage, so that a deeper network can start from a
+    trained one instead of from random weights.
+
+    Each stage's extra blocks follow the trained ones with a zero residual branch: they
+    then only re-apply their activation (LeakyReLU shrinks negative values once more),
+    so the grown stack starts near the source's function, not on it.
+    """
+    if not isinstance(target, nn.Sequential) or not isinstance(source, nn.Sequential):
+        raise ValueError("only layer stacks (nn.Sequential) can grow")
+    target_groups, source_groups = _stages(target), _stages(source)
+    if len(target_groups) != len(source_groups):
+        raise ValueError("the two stacks have different layers")
+    for grown, trained in zip(target_groups, source_groups, strict=True):
+        if type(grown[0]) is not type(trained[0]) or len(grown) < len(trained):
+            raise ValueError("the two stacks have different layers")
+        for layer, weights in zip(grown, trained, strict=False):
+            layer.load_state_dict(weights.state_dict())
+        for block in grown[len(trained) :]:
+            assert isinstance(block, ResidualBlock)
+            block.zero_branch()
+
+
+def _stages(stack: nn.Sequential) -> list[list[nn.Module]]:
+    """The stack's layers, each run of residual blocks gathered into one group."""
+    groups: list[list[nn.Module]] = []
+    for layer in stack:
+        if isinstance(layer, ResidualBlock) and groups and isinstance(groups[-1][0], ResidualBlock):
+            groups[-1].append(layer)
+        else:
+            groups.append([layer])
+    return groups
 
 
 class PatchDiscriminator(nn.Module):

@@ -51,6 +51,7 @@ from unicomp.core.losses import (
     generator_adversarial_loss,
 )
 from unicomp.core.modality import Modality
+from unicomp.core.networks import grow_stack
 from unicomp.core.points import TRAINED_PREFIX, OperatingPoint
 from unicomp.core.quantizer import Mode, Quantizer
 from unicomp.core.rate_model import ContextRateModel
@@ -74,6 +75,8 @@ GAIN_EXPONENT = 0.3
 #: 9300 in image-v2's run 2, the commitment loss spiked to 7400, and the model collapsed
 #: near step 5800.
 GAIN_BOUND = 16.0
+#: The one network setting a run may raise above its start model's (:func:`grow_stack`).
+GROWABLE = "residual_blocks"
 
 
 class PointGains(nn.Module):
@@ -451,23 +454,29 @@ class Trainer:
         point's generator (fine-tuning). Only the weights carry over: the discriminator,
         the optimizers and the index statistics start afresh, and the run's config (its
         phases, rate, learning rate) is this trainer's, whose networks and alphabet must
-        be the model's. The start is saved as the run's first checkpoint, so that
-        ``resume`` continues from it, not from scratch."""
+        be the model's, except for more residual blocks, which start near the identity
+        (:func:`grow_stack`): a deeper model grown from a released one. The start is
+        saved as the run's first checkpoint, so that ``resume`` continues from it, not
+        from scratch."""
         if self.step or self.restorable:
             raise UsageError("only a new run can start from a model")
-        if (model.config.network, model.config.quantizer.num_centers) != (
-            self.config.network,
-            self.config.quantizer.num_centers,
-        ):
+        grows = _grows(model.config.network, self.config.network)
+        centers = model.config.quantizer.num_centers
+        if grows is None or centers != self.config.quantizer.num_centers:
             raise UsageError(
                 f"model {model.name!r} has other networks or centers than the run's config"
+                f" (only {GROWABLE!r} may grow)"
             )
         generator = model.point().generator
         if isinstance(generator, GainedGenerator) or model.point().latent_gain is not None:
             raise UsageError(f"model {model.name!r} scales its latents: it cannot start a run")
         with torch.no_grad():
-            self.autoencoder.encoder.load_state_dict(model.encoder.state_dict())
-            self.autoencoder.generator.load_state_dict(generator.state_dict())
+            if grows:
+                grow_stack(self.autoencoder.encoder, model.encoder)
+                grow_stack(self.autoencoder.generator, generator)
+            else:
+                self.autoencoder.encoder.load_state_dict(model.encoder.state_dict())
+                self.autoencoder.generator.load_state_dict(generator.state_dict())
             self.autoencoder.quantizer.centers.copy_(model.quantizer.centers)
         self.centers_initialised = True
         self.started_from = {
@@ -901,6 +910,19 @@ def train(
         )
         trainer.resume_or_start(resume or distributed.restarted, start_from)
         return trainer.run(stop_at=stop_at, on_step=on_step)
+
+
+def _grows(start: dict[str, Any], run: dict[str, Any]) -> bool | None:
+    """Whether a run of network ``run`` starting from one of network ``start`` grows it
+    (False: the same networks); None when it cannot start from it."""
+    if {**start, GROWABLE: None} != {**run, GROWABLE: None}:
+        return None
+    before, after = start.get(GROWABLE), run.get(GROWABLE)
+    if before == after:
+        return False
+    if isinstance(before, int) and isinstance(after, int) and after > before:
+        return True
+    return None
 
 
 def _latent_channels(encoder: nn.Module, dataset: CropDataset) -> int:
