@@ -113,8 +113,11 @@ CASES = (
     Case("image-v2-64x48", ".png", _photo_crop, _pixels, within_one_level),
     Case("image-v2-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp"),
     Case("image-v2-256x192-0.25bpp", ".png", _photo_256, _pixels, within_one_level, "0.25bpp"),
-    Case("speech-1s", ".wav", _speech_second, _samples, within_snr),
-    Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
+    # speech-v1, the default speech model before speech-v2: its files keep decoding.
+    Case("speech-1s", ".wav", _speech_second, _samples, within_snr, model="speech-v1"),
+    Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps", "speech-v1"),
+    Case("speech-v2-1s", ".wav", _speech_second, _samples, within_snr),
+    Case("speech-v2-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
 )
 
 
