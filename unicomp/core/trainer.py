@@ -454,7 +454,7 @@ class Trainer:
         point's generator (fine-tuning). Only the weights carry over: the discriminator,
         the optimizers and the index statistics start afresh, and the run's config (its
         phases, rate, learning rate) is this trainer's, whose networks and alphabet must
-        be the model's, except for more residual blocks, which start near the identity
+        be the model's, except for more residual blocks, added with a zero branch
         (:func:`grow_stack`): a deeper model grown from a released one. The start is
         saved as the run's first checkpoint, so that ``resume`` continues from it, not
         from scratch."""
