@@ -20,7 +20,7 @@ as unicomp's image model; no pretrained weights can be downloaded here.
   at a random scale down to 1/``--max-downscale`` (image-v2's TrainConfig.max_downscale).
 - **Capacity and compute**: ``--channels`` 64 96 (N, M), a quarter of the zoo's
   channels at qualities 1-5: 0.76 M / 1.28 M / 1.76 M parameters, around unicomp's 1.46 M,
-  and nine models fit 25 MB as float16. ``--steps`` 8000 per model: an architecture's
+  and nine models fit 25 MB as float16 without their entropy tables (~23 MB). ``--steps`` 8000 per model: an architecture's
   three qualities see 24000 batches of 8 crops, what image-v2 saw for all its rates
   (26000). One step takes ~0.5 s on a free core of this machine, a model ~70 minutes.
 
@@ -56,6 +56,7 @@ from unicomp.core.data import BatchSchedule, CropDataset
 from unicomp.plugins.baselines.learned_image import (
     ARCHITECTURES,
     BUNDLED_BASELINES,
+    ENTROPY_TABLES,
     build_model,
     checkpoint_dir,
     checkpoint_stem,
@@ -167,13 +168,18 @@ def learning_rate_at(step: int, args: argparse.Namespace) -> float:
 
 def bundle(destination: Path) -> list[Path]:
     """Copy every finished model into ``destination``, float weights rounded to float16
-    (the plugin loads them back as float32); the card's sha256 is the copy's."""
+    (the plugin loads them back as float32) and without the entropy tables the plugin
+    rebuilds; the card's sha256 is the copy's."""
     destination.mkdir(parents=True, exist_ok=True)
     copied = []
     for card_path in sorted(checkpoint_dir().glob("*-q*.json")):
         card = json.loads(card_path.read_text(encoding="utf-8"))
         weights = load_file(str(card_path.with_suffix(".safetensors")))
-        half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+        half = {
+            k: v.half() if v.is_floating_point() else v
+            for k, v in weights.items()
+            if not k.endswith(ENTROPY_TABLES)
+        }
         target = destination / card_path.with_suffix(".safetensors").name
         with atomic_output(target, overwrite=True) as temporary:
             save_file(half, temporary)

@@ -23,7 +23,11 @@ from safetensors.torch import load_file
 from unicomp.bench.base import BaselineError
 from unicomp.modalities.image.io import ImageSignal
 from unicomp.modalities.image.metrics import psnr
-from unicomp.plugins.baselines.learned_image import CHECKPOINT_ENV, LearnedImageCodec
+from unicomp.plugins.baselines.learned_image import (
+    CHECKPOINT_ENV,
+    ENTROPY_TABLES,
+    LearnedImageCodec,
+)
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "train_compressai_baselines.py"
 ARCHITECTURE = "bmshj2018-hyperprior"
@@ -83,6 +87,9 @@ def test_bundled_float16_models_code_real_bitstreams(
     assert trainer.main(["--bundle", str(released)]) == 0
     weights = load_file(released / f"{ARCHITECTURE}-q1.safetensors")
     assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
+    trained_keys = load_file(tmp_path / "trained" / f"{ARCHITECTURE}-q1.safetensors").keys()
+    tables = {k for k in trained_keys if k.endswith(ENTROPY_TABLES)}
+    assert len(tables) == 6 and weights.keys() == trained_keys - tables  # rebuilt on loading
     card = json.loads((released / f"{ARCHITECTURE}-q1.json").read_text())
     assert card["channels"] == [8, 8] and card["weights"]["dtype"] == "float16"
 

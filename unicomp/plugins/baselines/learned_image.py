@@ -43,6 +43,9 @@ _HEADER = struct.Struct(">BHHHHB")
 _LENGTH = struct.Struct(">I")
 MAX_SIDE = 65535
 _CARD_NAME = re.compile(r"-q(\d+)\.json$")
+#: Buffers holding the entropy coder's tables, which ``update(force=True)`` rebuilds from
+#: the weights: a release leaves them out (0.8 MB of a 3.4 MB hyperprior model).
+ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
 def checkpoint_dir() -> Path:
@@ -160,8 +163,10 @@ def _load(architecture: str, quality: int, trained: _Trained) -> Any:
     if digest != trained.card["weights"]["sha256"]:
         raise BaselineError(f"{trained.weights} does not match the sha256 in its card")
     model = build_model(architecture, quality, trained.card.get("channels"))
+    empty_tables = {k: v for k, v in model.state_dict().items() if k.endswith(ENTROPY_TABLES)}
     state = load_file(str(trained.weights))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(empty_tables | weights)
     model.update(force=True)
     return model.eval()
 
