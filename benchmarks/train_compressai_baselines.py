@@ -22,7 +22,8 @@ as unicomp's image model; no pretrained weights can be downloaded here.
   channels at qualities 1-5: 0.76 M / 1.28 M / 1.76 M parameters, around unicomp's 1.46 M,
   and nine models fit 25 MB as float16 without their entropy tables (~23 MB).
   ``--steps`` 8000 per model: an architecture's three qualities see 24000 batches of 8
-  crops, what image-v2 saw for all its rates (26000). One step takes ~0.5 s on a free core of this machine, a model ~70 minutes.
+  crops, what image-v2 saw for all its rates (26000). One step takes ~0.5 s on a free
+  core of this machine, a model ~70 minutes.
 
 Each model checkpoints its whole training state every ``--checkpoint-every`` steps
 (``runs/ARCH-qQ-state.*``, safetensors and JSON, no pickle) and resumes from it exactly:
