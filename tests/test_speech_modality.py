@@ -29,10 +29,12 @@ from unicomp.modalities.speech.modality import (
     AUDIBLE_RANGE_DB,
     DEFAULT_MODEL,
     LOGMEL_SCALE,
+    POSTFILTER_PERCENT,
     SPECTROGRAM,
     SpeechModality,
     SpeechSignal,
     audible_bands,
+    expand_deviations,
 )
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, TILE_FRAMES
 
@@ -137,9 +139,27 @@ def test_a_file_without_samples_is_an_input_error(tmp_path: Path) -> None:
 
 def test_missing_or_absurd_side_info_is_a_format_error() -> None:
     x, side_info = SPEECH.analysis(SpeechSignal(voiced(16000, 0.5), 16000))
-    for broken in ({**side_info, "sr": 0}, {**side_info, "n": 10**7}, {"sr": 16000}):
+    broken_infos = [{**side_info, "sr": 0}, {**side_info, "n": 10**7}, {"sr": 16000}]
+    broken_infos += [{**side_info, "pf": -1}, {**side_info, "pf": 101}, {**side_info, "pf": 0.5}]
+    for broken in broken_infos:
         with pytest.raises(FormatError):
             SPEECH.synthesis(x, broken)
+
+
+def test_new_files_ask_for_the_post_filter_and_older_ones_decode_without_it() -> None:
+    x, side_info = SPEECH.analysis(SpeechSignal(voiced(16000, 0.5), 16000))
+    assert side_info["pf"] == POSTFILTER_PERCENT > 0
+    older = {k: v for k, v in side_info.items() if k != "pf"}
+    plain = SPEECH.synthesis(x, older).samples
+    np.testing.assert_array_equal(SPEECH.synthesis(x, {**side_info, "pf": 0}).samples, plain)
+    assert not np.array_equal(SPEECH.synthesis(x, side_info).samples, plain)
+
+
+def test_the_post_filter_widens_each_band_around_its_mean_over_the_utterance() -> None:
+    logmel = torch.tensor([[0.0, 2.0, 4.0, 100.0], [-1.0, -1.0, -1.0, -1.0]])
+    expanded = expand_deviations(logmel, frames=3, factor=1.5)  # frame 3 is padding
+    torch.testing.assert_close(expanded[0], torch.tensor([-1.0, 2.0, 5.0, 149.0]))
+    torch.testing.assert_close(expanded[1], logmel[1])  # a flat band stays put
 
 
 def test_rate_is_kilobits_per_second_of_the_original() -> None:
