@@ -37,6 +37,7 @@ from unicomp.modalities.speech.modality import (
     expand_deviations,
 )
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, TILE_FRAMES
+from unicomp.plugins.baselines.mel_ceiling import MelCeiling
 
 SPEECH = SpeechModality()
 
@@ -153,6 +154,15 @@ def test_new_files_ask_for_the_post_filter_and_older_ones_decode_without_it() ->
     plain = SPEECH.synthesis(x, older).samples
     np.testing.assert_array_equal(SPEECH.synthesis(x, {**side_info, "pf": 0}).samples, plain)
     assert not np.array_equal(SPEECH.synthesis(x, side_info).samples, plain)
+
+
+def test_the_mel_ceiling_vocodes_the_exact_log_mel_without_the_post_filter() -> None:
+    signal = SpeechSignal(voiced(16000, 0.5), 16000)
+    ceiling = MelCeiling()
+    decoded = ceiling.decode(ceiling.encode(signal, "float16"), None)
+    x, side_info = SPEECH.analysis(signal)
+    plain = SPEECH.synthesis(x.half().float(), {**side_info, "pf": 0})
+    np.testing.assert_array_equal(decoded.samples, plain.samples)
 
 
 def test_the_post_filter_widens_each_band_around_its_mean_over_the_utterance() -> None:

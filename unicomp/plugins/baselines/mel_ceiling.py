@@ -40,6 +40,7 @@ class MelCeiling:
 
     def encode(self, signal: SpeechSignal, quality: Quality) -> bytes:
         x, side_info = self._speech.analysis(signal)
+        side_info["pf"] = 0  # the post-filter makes up for a generator's smoothing, not here
         side = json.dumps(side_info, separators=(",", ":")).encode()
         mel = x.numpy().astype(">f2")
         return _SIZES.pack(len(side), *mel.shape) + side + mel.tobytes()
