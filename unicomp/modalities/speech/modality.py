@@ -57,9 +57,9 @@ AUDIBLE_RANGE_DB = 50.0
 #: error is over-smooth (its output varies less over time than speech does), and
 #: restoring part of that variance is the classic global-variance post-filter of
 #: statistical speech synthesis. On 12 wideband train clips (benchmarks/postfilter.py,
-#: speech-v2) 10 % gained PESQ-WB +0.10 at 2 kbit/s and +0.08 at 1 kbit/s, STOI within
-#: 0.001; 15 % gained alike and 30 % around a moving mean lost. Files carry the figure
-#: as side info ``pf``, so that files written before it decode as they did.
+#: speech-v2), 10 % gained PESQ-WB +0.17 / +0.11 and PESQ-NB +0.17 / +0.14 at 2 / 1
+#: kbit/s, STOI within 0.001; 5 to 20 % gained alike. Files carry the figure as side
+#: info ``pf`` (5 bytes), so that files written before it decode as they did.
 POSTFILTER_PERCENT = 10
 MAX_POSTFILTER_PERCENT = 100
 #: Vocoder budget. On the exact log-mel of 10 s train clips (PESQ-WB / seconds per 10 s,
