@@ -118,6 +118,8 @@ CASES = (
     Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps", "speech-v1"),
     Case("speech-v2-1s", ".wav", _speech_second, _samples, within_snr),
     Case("speech-v2-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
+    # Since 2026-12-02 files ask for the speech post-filter (side info "pf").
+    Case("speech-v2-1s-postfilter", ".wav", _speech_second, _samples, within_snr),
 )
 
 
