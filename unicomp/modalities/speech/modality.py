@@ -28,6 +28,7 @@ from unicomp.core.config import AdmmConfig, ModelConfig, QuantizerConfig, TrainC
 from unicomp.errors import FormatError, InputError, UsageError
 from unicomp.modalities.base import Distortion, Networks, SideInfo
 from unicomp.modalities.speech import dsp
+from unicomp.modalities.speech.intelligibility import envelope_decorrelation, third_octave_bands
 from unicomp.modalities.speech.networks import DEFAULT_NETWORK, build_speech_networks, stack_spec
 
 SAMPLE_RATE = 16000
@@ -52,11 +53,17 @@ LOGMEL_SCALE = 2.5
 #: down +0.08 / +0.03 in PESQ-WB (benchmarks/README.md, "Speech: errors only within the
 #: audible range").
 AUDIBLE_RANGE_DB = 50.0
+#: Weight of the band envelopes' decorrelation (intelligibility.py, a stand-in for STOI)
+#: beside that L1 in the latent search's distortion. The L1 alone left STOI 0.026 under
+#: Opus 8 kbit/s (issue 18). Measured on 12 train clips (benchmarks/speech_tuning.py) at
+#: 2 kbit/s with speech-v2: see benchmarks/README.md, "Speech: a search that keeps the
+#: band envelopes".
+SEARCH_ENVELOPE_WEIGHT = 0.5
 #: Decoder post-filter: every mel band's log values move ``1 + POSTFILTER_PERCENT / 100``
 #: times as far from the band's mean over the utterance. A generator trained on a mean
 #: error is over-smooth (its output varies less over time than speech does), and
 #: restoring part of that variance is the classic global-variance post-filter of
-#: statistical speech synthesis. On 12 wideband train clips (benchmarks/postfilter.py,
+#: statistical speech synthesis. On 12 wideband train clips (benchmarks/speech_tuning.py,
 #: speech-v2), 10 % gained PESQ-WB +0.17 / +0.11 and PESQ-NB +0.17 / +0.14 at 2 / 1
 #: kbit/s, STOI within 0.001; 5 to 20 % gained alike. Files carry the figure as side
 #: info ``pf`` (5 bytes), so that files written before it decode as they did.
@@ -124,10 +131,17 @@ class SpeechModality:
     rate_unit = "kbps"
     size_unit = "s"
 
-    def __init__(self, audible_range_db: float | None = AUDIBLE_RANGE_DB) -> None:
+    def __init__(
+        self,
+        audible_range_db: float | None = AUDIBLE_RANGE_DB,
+        envelope_weight: float = SEARCH_ENVELOPE_WEIGHT,
+    ) -> None:
         """``audible_range_db``: how far under each signal's loudest value the
-        distortion counts errors (None: everywhere, as models before 2026-12-02 did)."""
+        distortion counts errors (None: everywhere, as models before 2026-12-02 did).
+        ``envelope_weight``: how much the latent search also weighs the band envelopes'
+        decorrelation (0: the distortion alone)."""
         self.audible_range_db = audible_range_db
+        self.envelope_weight = envelope_weight
 
     def default_config(self) -> ModelConfig:
         return ModelConfig(
@@ -281,17 +295,22 @@ class SpeechModality:
         return (x_hat - x).abs().flatten(1).mean(dim=1)
 
     def search_distortion(self, side_info: SideInfo) -> Distortion:
-        """:meth:`distortion` over the mel bands centred below the file's own Nyquist
+        """:meth:`distortion` plus ``envelope_weight`` times the band envelopes'
+        decorrelation, over the mel bands centred below the file's own Nyquist
         frequency: decoding resamples to the file's rate, which drops everything above
         it, so an error there would cost bits and change nothing a listener hears."""
         bands = audible_bands(_side_int(side_info, "sr", "sample rate", MIN_RATE, MAX_RATE))
-        if bands == SPECTROGRAM.n_mels:
-            return self.distortion
+        pooling = third_octave_bands(dsp.mel_centres(SPECTROGRAM)[:bands])
 
-        def band_limited(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            return self.distortion(x_hat[:, :bands], x[:, :bands])
+        def searched(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            x_hat, x = x_hat[:, :bands], x[:, :bands]
+            distortion = self.distortion(x_hat, x)
+            if not self.envelope_weight:
+                return distortion
+            envelopes = envelope_decorrelation(_magnitude(x_hat), _magnitude(x), pooling)
+            return distortion + self.envelope_weight * envelopes
 
-        return band_limited
+        return searched
 
     def metrics(self, reference: SpeechSignal, decoded: SpeechSignal) -> dict[str, float]:
         return speech_metrics(reference, decoded)
@@ -376,6 +395,11 @@ def expand_deviations(logmel: torch.Tensor, frames: int, factor: float) -> torch
     the first ``frames`` frames (the utterance's; the rest pad it)."""
     mean = logmel[:, :frames].mean(dim=1, keepdim=True)
     return mean + factor * (logmel - mean)
+
+
+def _magnitude(x: torch.Tensor) -> torch.Tensor:
+    """Mel magnitudes of a log-mel in model units."""
+    return dsp.logmel_to_mel(x * LOGMEL_SCALE + LOGMEL_CENTER)
 
 
 def _vocode(logmel: torch.Tensor) -> np.ndarray:

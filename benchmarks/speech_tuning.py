@@ -1,13 +1,16 @@
-"""Tune the speech decoder's post-filter (modality.POSTFILTER_PERCENT) on train clips.
+"""Tune speech coding for listeners on train clips: the latent search's envelope weight
+(modality.SEARCH_ENVELOPE_WEIGHT) and the decoder's post-filter (POSTFILTER_PERCENT).
 
-Each clip is coded once per rate; the file is then decoded with every ``--percents``
-value written into its side info ``pf`` (how much farther each mel band moves from its
-mean), and PESQ-WB, PESQ-NB and STOI are averaged per rate and percent. The clips are
+Each clip is coded once per rate and ``--envelope-weights`` value; the file is then
+decoded with every ``--percents`` value written into its side info ``pf`` (how much
+farther each mel band moves from its mean), and PESQ-WB, PESQ-NB and STOI are averaged
+per rate, weight and percent. The clips are
 train clips, as tuning must be: by default the six longest Italian prompts (asterisk,
 wideband) and one letter of six klettres languages. ``--narrowband`` codes them
 resampled to 8 kHz, as a telephone recording arrives.
 
-    .venv/bin/python benchmarks/postfilter.py --rates 2 1 --percents 0 5 10 15 20
+    .venv/bin/python benchmarks/speech_tuning.py --rates 2 1 --percents 0 5 10 15 20
+    .venv/bin/python benchmarks/speech_tuning.py --rates 2 --envelope-weights 0 0.5 2 --percents 10
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ import torch
 
 from unicomp.api import load_codec
 from unicomp.core import container
-from unicomp.modalities.speech.modality import SpeechSignal, resample
+from unicomp.modalities.speech.modality import (
+    SEARCH_ENVELOPE_WEIGHT,
+    SpeechModality,
+    SpeechSignal,
+    resample,
+)
 from unicomp.release.corpus import CORPUS
 
 TRAIN = CORPUS / "speech" / "train"
@@ -51,33 +59,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="speech-v2")
     parser.add_argument("--rates", nargs="+", type=float, default=[2.0, 1.0], help="kbit/s")
     parser.add_argument("--percents", nargs="+", type=int, default=[0, 5, 10, 15, 20])
+    parser.add_argument(
+        "--envelope-weights", nargs="+", type=float, default=[SEARCH_ENVELOPE_WEIGHT]
+    )
     parser.add_argument("--clips", nargs="+", type=Path, help="default: see the docstring")
     parser.add_argument("--narrowband", action="store_true", help="code the clips at 8 kHz")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     codec = load_codec(args.model)
+    speech = codec.modality
+    assert isinstance(speech, SpeechModality), f"{args.model} is no speech model"
     clips = args.clips or default_clips()
-    scores: dict[tuple[float, int], list[list[float]]] = {
-        (rate, p): [] for rate in args.rates for p in args.percents
-    }
+    settings = [
+        (rate, weight, percent)
+        for rate in args.rates
+        for weight in args.envelope_weights
+        for percent in args.percents
+    ]
+    scores: dict[tuple[float, float, int], list[list[float]]] = {key: [] for key in settings}
     for clip in clips:
-        signal = codec.modality.load(clip)
+        signal = speech.load(clip)
         if args.narrowband:
             mono = resample(signal.mono(), signal.sample_rate, 8000)
             signal = SpeechSignal(mono[:, None], 8000, signal.subtype)
         for rate in args.rates:
-            data, _ = codec.encode(signal, rate=rate)
-            for percent in args.percents:
-                decoded = codec.decode(with_postfilter(data, percent))
-                found = codec.modality.metrics(signal, decoded)
-                scores[rate, percent].append([found[m] for m in METRICS])
+            for weight in args.envelope_weights:
+                speech.envelope_weight = weight
+                data, _ = codec.encode(signal, rate=rate)
+                for percent in args.percents:
+                    decoded = codec.decode(with_postfilter(data, percent))
+                    found = speech.metrics(signal, decoded)
+                    scores[rate, weight, percent].append([found[m] for m in METRICS])
         print(f"{clip.parent.name}/{clip.name} done", file=sys.stderr, flush=True)
     print(f"{len(clips)} clips, model {args.model}, mean {' / '.join(METRICS)}")
-    print("| kbit/s | post-filter % | " + " | ".join(METRICS) + " |")
-    print("| --- | --- |" + " --- |" * len(METRICS))
-    for (rate, percent), rows in scores.items():
+    print("| kbit/s | envelope weight | post-filter % | " + " | ".join(METRICS) + " |")
+    print("| --- | --- | --- |" + " --- |" * len(METRICS))
+    for (rate, weight, percent), rows in scores.items():
         means = np.nanmean(np.array(rows), axis=0)
-        print(f"| {rate:g} | {percent} | " + " | ".join(f"{v:.3f}" for v in means) + " |")
+        cells = " | ".join(f"{v:.3f}" for v in means)
+        print(f"| {rate:g} | {weight:g} | {percent} | {cells} |")
     return 0
 
 
