@@ -54,10 +54,10 @@ LOGMEL_SCALE = 2.5
 #: audible range").
 AUDIBLE_RANGE_DB = 50.0
 #: Weight of the band envelopes' decorrelation (intelligibility.py, a stand-in for STOI)
-#: beside that L1 in the latent search's distortion. The L1 alone left STOI 0.026 under
-#: Opus 8 kbit/s (issue 18). Measured on 12 train clips (benchmarks/speech_tuning.py) at
-#: 2 kbit/s with speech-v2: see benchmarks/README.md, "Speech: a search that keeps the
-#: band envelopes".
+#: beside that L1 in the latent search's distortion: the L1 alone left STOI 0.026 under
+#: Opus 8 kbit/s (issue 18). On 12 train clips (benchmarks/speech_tuning.py, speech-v2,
+#: post-filter 10 %), 0.5 gained STOI +0.025 / +0.040 at 2 / 1 kbit/s and PESQ-WB +0.03
+#: / -0.01; 1 and 2 gained no more STOI and lost PESQ-WB. Training keeps the L1 alone.
 SEARCH_ENVELOPE_WEIGHT = 0.5
 #: Decoder post-filter: every mel band's log values move ``1 + POSTFILTER_PERCENT / 100``
 #: times as far from the band's mean over the utterance. A generator trained on a mean
