@@ -56,9 +56,11 @@ AUDIBLE_RANGE_DB = 50.0
 #: Weight of the band envelopes' decorrelation (intelligibility.py, a stand-in for STOI)
 #: beside that L1 in the latent search's distortion: the L1 alone left STOI 0.026 under
 #: Opus 8 kbit/s (issue 18). On 12 train clips (benchmarks/speech_tuning.py, speech-v2,
-#: post-filter 10 %), 0.5 gained STOI +0.025 / +0.040 at 2 / 1 kbit/s and PESQ-WB +0.03
-#: / -0.01; 1 and 2 gained no more STOI and lost PESQ-WB. Training keeps the L1 alone.
-SEARCH_ENVELOPE_WEIGHT = 0.5
+#: post-filter 10 %), 0.25 gained STOI +0.025 / +0.035 at 2 / 1 kbit/s for PESQ-WB
+#: +0.04 / -0.01, and +0.020 for -0.01 at 2 kbit/s with the clips at 8 kHz; 0.5 gained
+#: as much STOI for less PESQ-WB (-0.03 at 8 kHz), 1 and 2 no more STOI for still less.
+#: Training keeps the L1 alone.
+SEARCH_ENVELOPE_WEIGHT = 0.25
 #: Decoder post-filter: every mel band's log values move ``1 + POSTFILTER_PERCENT / 100``
 #: times as far from the band's mean over the utterance. A generator trained on a mean
 #: error is over-smooth (its output varies less over time than speech does), and
