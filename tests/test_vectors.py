@@ -24,7 +24,7 @@ import pytest
 from vectors.vector_cases import CASES, VECTORS, decode, sha256, write_input
 
 from unicomp import api
-from unicomp.core import kernels
+from unicomp.core import container, kernels
 from unicomp.plugins.manager import get_registry
 
 ENTRIES = json.loads((VECTORS / "vectors.json").read_text(encoding="utf-8"))
@@ -89,6 +89,14 @@ def test_every_case_has_a_committed_vector_and_reference_samples() -> None:
     for entry in ENTRIES:
         samples = np.load(BY_CASE[entry["case"]].reference_samples)
         assert sha256(np.ascontiguousarray(samples).tobytes()) == entry["output_sha256"]
+
+
+def test_speech_vectors_pin_files_with_and_without_the_post_filter() -> None:
+    def side_info(case: str) -> dict:
+        return dict(container.unpack((VECTORS / f"{case}.ucz").read_bytes())[0].side_info)
+
+    assert "pf" not in side_info("speech-v2-1s") and "pf" not in side_info("speech-v2-1s-1kbps")
+    assert side_info("speech-v2-1s-postfilter")["pf"] > 0
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda entry: entry["case"])

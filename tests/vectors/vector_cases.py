@@ -116,9 +116,11 @@ CASES = (
     # speech-v1, the default speech model before speech-v2: its files keep decoding.
     Case("speech-1s", ".wav", _speech_second, _samples, within_snr, model="speech-v1"),
     Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps", "speech-v1"),
+    # These two were written before files asked for the speech post-filter (side info
+    # "pf"), so they pin the decoding of files without it; make_vectors.py --keep-files
+    # keeps them so. The next case is the same input written since, with "pf".
     Case("speech-v2-1s", ".wav", _speech_second, _samples, within_snr),
     Case("speech-v2-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
-    # Since 2026-12-02 files ask for the speech post-filter (side info "pf").
     Case("speech-v2-1s-postfilter", ".wav", _speech_second, _samples, within_snr),
 )
 
