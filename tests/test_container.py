@@ -27,7 +27,9 @@ headers = st.builds(
     model=names,
     weights_digest=st.binary(min_size=8, max_size=8),
     latent_shape=st.lists(st.integers(1, 64), min_size=1, max_size=4).map(tuple),
-    coder=st.just("rans16"),
+    coder=st.tuples(st.sampled_from(["rans16", "rans16ctx", "my-coder"]), names).map(
+        lambda parts: f"{parts[0]}:{parts[1]}" if parts[1] else parts[0]
+    ),
     side_info=st.dictionaries(st.text(max_size=12), side_values, max_size=6),
 )
 
@@ -42,6 +44,68 @@ def sample_file() -> bytes:
         {"height": 61, "width": 93, "gain": -3.5, "mode": "RGB"},
     )
     return pack(header, bytes(range(40)))
+
+
+#: One header, spelt out by hand as docs/format.md says, so that the reader is checked
+#: against the format and not against its own writer: ``header_bytes(coder field)``.
+HEADER = Header("speech", "m", bytes(8), (2, 3), "rans16ctx:2kbps", {"n": 5})
+
+
+def header_bytes(coder_field: bytes) -> bytes:
+    return b"\x06speech\x01m" + bytes(8) + coder_field + b"\x02\x02\x03\x01\x01n\x00\x0a"
+
+
+def file_bytes(version: int, header: bytes, payload: bytes, refinement: bytes | None) -> bytes:
+    """A file of ``version``: a refinement length follows the payload unless None."""
+    body = bytes([*container.MAGIC, version, len(header)]) + header
+    body += bytes([len(payload)]) + payload
+    if refinement is not None:
+        body += bytes([len(refinement)]) + refinement
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+VERSION_1_CODER = b"\x0frans16ctx:2kbps"
+VERSION_3_CODER = b"\x01\x052kbps"  # rans16ctx's byte, then the point's label
+
+
+def test_files_of_versions_one_and_two_read_as_they_were_written() -> None:
+    payload, header = bytes(range(8)), header_bytes(VERSION_1_CODER)
+    plain = container.unpack_parts(file_bytes(1, header, payload, None))
+    refined = container.unpack_parts(file_bytes(2, header, payload, b"cells"))
+    assert plain.header == refined.header == HEADER
+    assert (plain.payload, plain.refinement) == (payload, b"")
+    assert (refined.payload, refined.refinement) == (payload, b"cells")
+    with pytest.raises(FormatError, match="must carry a refinement"):
+        unpack(file_bytes(2, header, payload, b""))
+
+
+def test_version_three_spells_the_coder_in_a_byte_and_always_states_a_refinement() -> None:
+    payload, header = bytes(range(8)), header_bytes(VERSION_3_CODER)
+    assert pack(HEADER, payload) == file_bytes(3, header, payload, b"")
+    assert pack(HEADER, payload, b"cells") == file_bytes(3, header, payload, b"cells")
+    version_1 = file_bytes(1, header_bytes(VERSION_1_CODER), payload, None)
+    assert len(pack(HEADER, payload)) == len(version_1) - 9 + 1
+
+
+@pytest.mark.parametrize(
+    ("coder_field", "coder"),
+    [(b"\x00\x00", "rans16"), (b"\x01\x00", "rans16ctx"), (b"\xff\x05other\x01x", "other:x")],
+)
+def test_version_three_coder_fields_read_back(coder_field: bytes, coder: str) -> None:
+    data = file_bytes(3, header_bytes(coder_field), bytes(8), b"")
+    assert unpack(data)[0].coder == coder
+    assert pack(unpack(data)[0], bytes(8)) == data
+
+
+@pytest.mark.parametrize(
+    ("coder_field", "message"),
+    [(b"\x07\x00", "unknown coder byte 7"), (b"\xff\x06rans16\x00", "spelt out")],
+)
+def test_a_coder_field_spelt_another_way_is_refused(coder_field: bytes, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        unpack(file_bytes(3, header_bytes(coder_field), bytes(8), b""))
+    with pytest.raises(FormatError, match="empty operating point"):
+        pack(Header("speech", "m", bytes(8), (2, 3), "rans16:"), bytes(8))
 
 
 @given(headers, st.binary(max_size=300))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -83,20 +82,14 @@ def test_malformed_sections_are_format_errors(mangle, message: str) -> None:
         refinement.decode(mangle(section), (16, 16), 1)
 
 
-def test_version_two_files_carry_a_section_and_version_one_files_none() -> None:
+def test_a_refinement_section_is_counted_apart_from_the_overhead() -> None:
     header = container.Header("sensor", "m", b"\0" * 8, (2, 3))
     plain = container.pack(header, b"\1" * 8)
-    refined = container.pack(header, b"\1" * 8, b"section")
-    assert plain[4] == container.FORMAT_VERSION and refined[4] == container.REFINED_VERSION
-    parts = container.unpack_parts(refined)
+    parts = container.unpack_parts(container.pack(header, b"\1" * 8, b"section"))
     assert parts.refinement == b"section" and parts.payload == b"\1" * 8
     assert parts.layout.refinement == 7
-    assert parts.layout.overhead == len(plain) - 8 + 1  # and the section's length byte
+    assert parts.layout.overhead == len(plain) - 8  # every file states a refinement length
     assert container.unpack_parts(plain).refinement == b""
-    empty = plain[:4] + bytes([container.REFINED_VERSION]) + plain[5:-4] + b"\0"
-    empty += struct.pack("<I", zlib.crc32(empty))
-    with pytest.raises(FormatError, match="must carry a refinement"):
-        container.unpack_parts(empty)
 
 
 def test_the_config_refuses_settings_that_cannot_work(sensor) -> None:

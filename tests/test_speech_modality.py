@@ -89,6 +89,14 @@ def test_every_file_format_comes_back_in_its_own_format(
     assert (info.samplerate, info.frames, info.subtype) == (16000, signal.samples.shape[0], subtype)
 
 
+@pytest.mark.parametrize(("subtype", "stated"), [("PCM_16", False), ("PCM_24", True)])
+def test_files_state_a_sample_format_other_than_16_bit_pcm(
+    tmp_path: Path, subtype: str, stated: bool
+) -> None:
+    signal = SPEECH.load(write(tmp_path / "in.wav", voiced(16000, 0.1), 16000, subtype))
+    assert ("st" in SPEECH.analysis(signal)[1]) == stated
+
+
 @pytest.mark.parametrize("rate", [8000, 16000, 44100])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_rate_channels_and_length_are_restored_to_the_sample(

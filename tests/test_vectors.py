@@ -99,6 +99,11 @@ def test_speech_vectors_pin_files_with_and_without_the_post_filter() -> None:
     assert side_info("speech-v2-1s-postfilter")["pf"] > 0
 
 
+def test_vectors_pin_every_format_version_a_reader_reads() -> None:
+    versions = {(VECTORS / entry["file"]).read_bytes()[4] for entry in ENTRIES}
+    assert versions == set(container.READ_VERSIONS)
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda entry: entry["case"])
 def test_vector_decodes_to_the_recorded_indices_and_samples(entry, tmp_path: Path) -> None:
     case = BY_CASE[entry["case"]]

@@ -19,11 +19,20 @@ from unicomp.errors import FormatError
 
 MAGIC = b"UCZ1"
 #: Version 1 files end with the payload; version 2 files add a refinement section
-#: (core/refinement.py) after it. A writer uses version 1 for files without one, so
-#: readers of version 1 keep reading them.
-FORMAT_VERSION = 1
+#: (core/refinement.py) after it. Writers used them until 2026-12-03; readers keep
+#: reading them.
+PLAIN_VERSION = 1
 REFINED_VERSION = 2
+#: What writers write since: the coder field in one byte plus the point's label (a 1 s
+#: speech file at 2 kbit/s spent 24 of its 248 bytes spelling "rans16ctx:1kbps+2kbps@1"),
+#: and a refinement length in every file, 0 when there is no refinement section.
+FORMAT_VERSION = 3
+READ_VERSIONS = (PLAIN_VERSION, REFINED_VERSION, FORMAT_VERSION)
 DIGEST_BYTES = 8
+#: Version 3's coder bytes: the index of a name here, or the escape byte followed by any
+#: other name as a string.
+_CODER_IDS = ("rans16", "rans16ctx")
+_CODER_ESCAPE = 255
 
 MAX_HEADER_BYTES = 4096
 MAX_PAYLOAD_BYTES = 1 << 30
@@ -88,18 +97,19 @@ def pack(header: Header, payload: bytes, refinement: bytes = b"") -> bytes:
         raise FormatError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     if len(refinement) > MAX_REFINEMENT_BYTES:
         raise FormatError(f"refinement of {len(refinement)} bytes exceeds {MAX_REFINEMENT_BYTES}")
-    header_bytes = _encode_header(header)
-    parts = [
-        MAGIC,
-        bytes([REFINED_VERSION if refinement else FORMAT_VERSION]),
-        varint_bytes(len(header_bytes)),
-        header_bytes,
-        varint_bytes(len(payload)),
-        payload,
-    ]
-    if refinement:
-        parts += [varint_bytes(len(refinement)), refinement]
-    body = b"".join(parts)
+    header_bytes = _encode_header(header, FORMAT_VERSION)
+    body = b"".join(
+        [
+            MAGIC,
+            bytes([FORMAT_VERSION]),
+            varint_bytes(len(header_bytes)),
+            header_bytes,
+            varint_bytes(len(payload)),
+            payload,
+            varint_bytes(len(refinement)),
+            refinement,
+        ]
+    )
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -116,26 +126,24 @@ def unpack_with_layout(data: bytes) -> tuple[Header, bytes, Layout]:
 
 
 def unpack_parts(data: bytes) -> Parts:
-    """Parse and verify a .ucz file of either version into its parts."""
+    """Parse and verify a .ucz file of any version this reader knows into its parts."""
     reader = ByteReader(data)
     if reader.take(len(MAGIC), "magic") != MAGIC:
         raise FormatError("not a .ucz file (bad magic bytes)")
     version = reader.u8("format version")
-    if version not in (FORMAT_VERSION, REFINED_VERSION):
-        raise FormatError(
-            f"unsupported .ucz format version {version} (this reader: "
-            f"{FORMAT_VERSION} and {REFINED_VERSION})"
-        )
+    if version not in READ_VERSIONS:
+        known = ", ".join(map(str, READ_VERSIONS))
+        raise FormatError(f"unsupported .ucz format version {version} (this reader: {known})")
     header_length = reader.varint("header length", MAX_HEADER_BYTES)
     header_bytes = reader.take(header_length, "header")
     payload_length = reader.varint("payload length", MAX_PAYLOAD_BYTES)
     payload = reader.take(payload_length, "payload")
     refinement = b""
-    if version == REFINED_VERSION:
+    if version != PLAIN_VERSION:
         refinement = reader.take(
             reader.varint("refinement length", MAX_REFINEMENT_BYTES), "refinement"
         )
-        if not refinement:
+        if version == REFINED_VERSION and not refinement:
             raise FormatError("a version 2 file must carry a refinement section")
     body_end = reader.position
     stored_crc = struct.unpack("<I", reader.take(4, "CRC32"))[0]
@@ -143,7 +151,7 @@ def unpack_parts(data: bytes) -> Parts:
         raise FormatError(f"{reader.remaining} unexpected bytes after the CRC32")
     if zlib.crc32(data[:body_end]) != stored_crc:
         raise FormatError("CRC32 mismatch: the file is corrupted")
-    header = _decode_header(header_bytes)
+    header = _decode_header(header_bytes, version)
     layout = Layout(len(data), header_length, payload_length, len(refinement))
     return Parts(header, payload, refinement, layout)
 
@@ -177,9 +185,11 @@ def _check_string(value: str, what: str) -> None:
         raise FormatError(f"{what} must be a string of at most {MAX_STRING_BYTES} bytes")
 
 
-def _encode_header(header: Header) -> bytes:
+def _encode_header(header: Header, version: int) -> bytes:
     parts = [_string(header.modality), _string(header.model), header.weights_digest]
-    parts.append(_string(header.coder))
+    parts.append(
+        _compact_coder(header.coder) if version == FORMAT_VERSION else _string(header.coder)
+    )
     parts.append(varint_bytes(len(header.latent_shape)))
     parts.extend(varint_bytes(d) for d in header.latent_shape)
     parts.append(varint_bytes(len(header.side_info)))
@@ -194,12 +204,12 @@ def _encode_header(header: Header) -> bytes:
     return b"".join(parts)
 
 
-def _decode_header(data: bytes) -> Header:
+def _decode_header(data: bytes, version: int) -> Header:
     reader = ByteReader(data, where="header")
     modality = reader.string("modality")
     model = reader.string("model")
     digest = reader.take(DIGEST_BYTES, "weights digest")
-    coder = reader.string("coder")
+    coder = _read_compact_coder(reader) if version == FORMAT_VERSION else reader.string("coder")
     ndim = reader.varint("latent rank", MAX_LATENT_DIMS)
     shape = tuple(reader.varint("latent dimension", MAX_LATENT_ELEMENTS) for _ in range(ndim))
     count = reader.varint("side-info count", MAX_SIDE_INFO_ENTRIES)
@@ -220,6 +230,32 @@ def _decode_header(data: bytes) -> Header:
     if reader.remaining:
         raise FormatError(f"{reader.remaining} unexpected bytes at the end of the header")
     return Header(modality, model, digest, shape, coder, side_info)
+
+
+def _compact_coder(coder: str) -> bytes:
+    """Version 3's coder field: the coder's byte (or the escape and its name), then the
+    operating point's label, empty for the default point (which no file labels)."""
+    name, colon, label = coder.partition(":")
+    if colon and not label:
+        raise FormatError(f"coder field {coder!r} names an empty operating point")
+    coder_id = _CODER_IDS.index(name) if name in _CODER_IDS else _CODER_ESCAPE
+    named = _string(name) if coder_id == _CODER_ESCAPE else b""
+    return bytes([coder_id]) + named + _string(label)
+
+
+def _read_compact_coder(reader: ByteReader) -> str:
+    """Inverse of :func:`_compact_coder`, as the ``name[:label]`` spelling of version 1."""
+    coder_id = reader.u8("coder")
+    if coder_id == _CODER_ESCAPE:
+        name = reader.string("coder name")
+        if name in _CODER_IDS:
+            raise FormatError(f"coder {name!r} is spelt out where its byte belongs")
+    elif coder_id < len(_CODER_IDS):
+        name = _CODER_IDS[coder_id]
+    else:
+        raise FormatError(f"unknown coder byte {coder_id}")
+    label = reader.string("operating point")
+    return f"{name}:{label}" if label else name
 
 
 class ByteReader:
