@@ -89,12 +89,16 @@ def test_every_file_format_comes_back_in_its_own_format(
     assert (info.samplerate, info.frames, info.subtype) == (16000, signal.samples.shape[0], subtype)
 
 
-@pytest.mark.parametrize(("subtype", "stated"), [("PCM_16", False), ("PCM_24", True)])
-def test_files_state_a_sample_format_other_than_16_bit_pcm(
-    tmp_path: Path, subtype: str, stated: bool
+@pytest.mark.parametrize(
+    ("channels", "subtype", "stated"),
+    [(1, "PCM_16", set()), (1, "PCM_24", {"st"}), (2, "PCM_16", {"ch"})],
+)
+def test_files_state_channels_and_sample_format_only_when_not_mono_16_bit_pcm(
+    tmp_path: Path, channels: int, subtype: str, stated: set[str]
 ) -> None:
-    signal = SPEECH.load(write(tmp_path / "in.wav", voiced(16000, 0.1), 16000, subtype))
-    assert ("st" in SPEECH.analysis(signal)[1]) == stated
+    samples = voiced(16000, 0.1, channels)
+    signal = SPEECH.load(write(tmp_path / "in.wav", samples, 16000, subtype))
+    assert {"ch", "st"} & set(SPEECH.analysis(signal)[1]) == stated
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 44100])

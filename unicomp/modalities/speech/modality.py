@@ -95,7 +95,7 @@ WIDEBAND_RATE = 16000
 #: The sample format a file leaves unstated (no "st"): :meth:`SpeechModality.save` writes
 #: it anyway where a format has no other stated, 16-bit PCM in .wav and .flac, and .ogg
 #: holds Vorbis either way. Not stating it saves 11 of the 248 bytes of a 1 s file at
-#: 2 kbit/s.
+#: 2 kbit/s; a mono file leaves its channel count ("ch") unstated too, 5 bytes more.
 UNSTATED_SUBTYPE = "PCM_16"
 #: The bundled model that codes new files at every rate (entropy-constrained projection):
 #: speech-v1 fine-tuned (benchmarks/speech-v2.toml). speech-v1 stays bundled for its files.
@@ -249,10 +249,11 @@ class SpeechModality:
         side_info: dict[str, int | float | str] = {
             "sr": signal.sample_rate,
             "n": signal.samples.shape[0],
-            "ch": signal.samples.shape[1],
             "g": gain_steps,
             "pf": POSTFILTER_PERCENT,
         }
+        if signal.samples.shape[1] != 1:
+            side_info["ch"] = signal.samples.shape[1]
         if signal.subtype and signal.subtype != UNSTATED_SUBTYPE:
             side_info["st"] = signal.subtype
         return x, side_info
@@ -260,7 +261,11 @@ class SpeechModality:
     def synthesis(self, x: torch.Tensor, side_info: Mapping[str, Any]) -> SpeechSignal:
         rate = _side_int(side_info, "sr", "sample rate", MIN_RATE, MAX_RATE)
         length = _side_int(side_info, "n", "length", 1, MAX_SECONDS * MAX_RATE)
-        channels = _side_int(side_info, "ch", "channel count", 1, MAX_CHANNELS)
+        channels = (
+            _side_int(side_info, "ch", "channel count", 1, MAX_CHANNELS)
+            if "ch" in side_info
+            else 1
+        )
         gain_steps = _side_int(
             side_info, "g", "gain", -400 * GAIN_STEPS_PER_DB, 100 * GAIN_STEPS_PER_DB
         )
