@@ -82,6 +82,7 @@ def test_info_shows_the_header(cli, reading: Path, sensor_model: Path) -> None:
     cli("compress", str(reading), "-q")
     result = cli("info", str(reading.with_suffix(".ucz")), "--json")
     info = json.loads(result.stdout)
+    assert info["format_version"] == 3
     assert info["modality"] == "sensor"
     assert info["model"] == "sensor-default"
     assert info["weights_digest"] == read_card(sensor_model)["weights"]["sha256"][:16]

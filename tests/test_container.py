@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unicomp.core import container
-from unicomp.core.container import Header, pack, unpack, unpack_with_layout
+from unicomp.core.container import Header, pack, unpack, unpack_parts
 from unicomp.errors import FormatError
 
 names = st.text(min_size=0, max_size=40)
@@ -73,6 +73,7 @@ def test_files_of_versions_one_and_two_read_as_they_were_written() -> None:
     plain = container.unpack_parts(file_bytes(1, header, payload, None))
     refined = container.unpack_parts(file_bytes(2, header, payload, b"cells"))
     assert plain.header == refined.header == HEADER
+    assert (plain.version, refined.version) == (1, 2)
     assert (plain.payload, plain.refinement) == (payload, b"")
     assert (refined.payload, refined.refinement) == (payload, b"cells")
     with pytest.raises(FormatError, match="must carry a refinement"):
@@ -82,6 +83,7 @@ def test_files_of_versions_one_and_two_read_as_they_were_written() -> None:
 def test_version_three_spells_the_coder_in_a_byte_and_always_states_a_refinement() -> None:
     payload, header = bytes(range(8)), header_bytes(VERSION_3_CODER)
     assert pack(HEADER, payload) == file_bytes(3, header, payload, b"")
+    assert unpack_parts(pack(HEADER, payload)).version == 3
     assert pack(HEADER, payload, b"cells") == file_bytes(3, header, payload, b"cells")
     version_1 = file_bytes(1, header_bytes(VERSION_1_CODER), payload, None)
     assert len(pack(HEADER, payload)) == len(version_1) - 9 + 1
@@ -117,7 +119,8 @@ def test_any_header_and_payload_round_trip(header: Header, payload: bytes) -> No
 
 def test_layout_separates_header_and_payload_bytes() -> None:
     data = sample_file()
-    _, payload, layout = unpack_with_layout(data)
+    parts = unpack_parts(data)
+    payload, layout = parts.payload, parts.layout
     assert layout.total == len(data)
     assert layout.payload == len(payload) == 40
     assert layout.overhead == len(data) - 40

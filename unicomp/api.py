@@ -173,9 +173,11 @@ def decompress(
 def describe(path: PathLike) -> dict[str, Any]:
     """The header of a .ucz file and its byte layout, as plain data."""
     source = _existing_file(path)
-    header, _, layout = container.unpack_with_layout(read_ucz(source))
+    parts = container.unpack_parts(read_ucz(source))
+    header, layout = parts.header, parts.layout
     return {
         "file": str(source),
+        "format_version": parts.version,
         "bytes": layout.total,
         "header_bytes": layout.header,
         "payload_bytes": layout.payload,

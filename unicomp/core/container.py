@@ -83,12 +83,14 @@ class Layout:
 
 @dataclass(frozen=True)
 class Parts:
-    """A parsed file: header, payload, refinement section (empty: none) and layout."""
+    """A parsed file: header, payload, refinement section (empty: none), layout and the
+    format version it was written in."""
 
     header: Header
     payload: bytes
     refinement: bytes
     layout: Layout
+    version: int
 
 
 def pack(header: Header, payload: bytes, refinement: bytes = b"") -> bytes:
@@ -119,12 +121,6 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     return parts.header, parts.payload
 
 
-def unpack_with_layout(data: bytes) -> tuple[Header, bytes, Layout]:
-    """Like :func:`unpack`, also returning the byte count of each part."""
-    parts = unpack_parts(data)
-    return parts.header, parts.payload, parts.layout
-
-
 def unpack_parts(data: bytes) -> Parts:
     """Parse and verify a .ucz file of any version this reader knows into its parts."""
     reader = ByteReader(data)
@@ -153,7 +149,7 @@ def unpack_parts(data: bytes) -> Parts:
         raise FormatError("CRC32 mismatch: the file is corrupted")
     header = _decode_header(header_bytes, version)
     layout = Layout(len(data), header_length, payload_length, len(refinement))
-    return Parts(header, payload, refinement, layout)
+    return Parts(header, payload, refinement, layout, version)
 
 
 def _check_header(header: Header) -> None:
