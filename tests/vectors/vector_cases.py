@@ -123,7 +123,7 @@ CASES = (
     Case("speech-v2-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps"),
     Case("speech-v2-1s-postfilter", ".wav", _speech_second, _samples, within_snr),
     # Every file above is of format version 1 or 2; these two are of version 3 (written
-    # since 2026-12-03: the coder in a byte, a refinement length in every file), with
+    # since 2026-12-02: the coder in a byte, a refinement length in every file), with
     # and without a refinement section.
     Case("speech-v2-1s-format3", ".wav", _speech_second, _samples, within_snr),
     Case(

@@ -19,7 +19,7 @@ from unicomp.errors import FormatError
 
 MAGIC = b"UCZ1"
 #: Version 1 files end with the payload; version 2 files add a refinement section
-#: (core/refinement.py) after it. Writers used them until 2026-12-03; readers keep
+#: (core/refinement.py) after it. Writers used them until 2026-12-02; readers keep
 #: reading them.
 PLAIN_VERSION = 1
 REFINED_VERSION = 2
@@ -99,7 +99,7 @@ def pack(header: Header, payload: bytes, refinement: bytes = b"") -> bytes:
         raise FormatError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     if len(refinement) > MAX_REFINEMENT_BYTES:
         raise FormatError(f"refinement of {len(refinement)} bytes exceeds {MAX_REFINEMENT_BYTES}")
-    header_bytes = _encode_header(header, FORMAT_VERSION)
+    header_bytes = _encode_header(header)
     body = b"".join(
         [
             MAGIC,
@@ -181,11 +181,10 @@ def _check_string(value: str, what: str) -> None:
         raise FormatError(f"{what} must be a string of at most {MAX_STRING_BYTES} bytes")
 
 
-def _encode_header(header: Header, version: int) -> bytes:
+def _encode_header(header: Header) -> bytes:
+    """The header as version :data:`FORMAT_VERSION` spells it."""
     parts = [_string(header.modality), _string(header.model), header.weights_digest]
-    parts.append(
-        _compact_coder(header.coder) if version == FORMAT_VERSION else _string(header.coder)
-    )
+    parts.append(_compact_coder(header.coder))
     parts.append(varint_bytes(len(header.latent_shape)))
     parts.extend(varint_bytes(d) for d in header.latent_shape)
     parts.append(varint_bytes(len(header.side_info)))
