@@ -20,29 +20,23 @@ import sys
 
 import torch
 
-from unicomp.modalities.speech import dsp
-from unicomp.modalities.speech.intelligibility import envelope_decorrelation, third_octave_bands
-from unicomp.modalities.speech.modality import SPECTROGRAM, SpeechModality, _magnitude
+from unicomp.modalities.speech.modality import SAMPLE_RATE, SpeechModality
 from unicomp.release.recipe import main
 from unicomp.release.speech import RECIPE
 
-ALL_BANDS = third_octave_bands(dsp.mel_centres(SPECTROGRAM))
-
 
 class EnvelopeTrained(SpeechModality):
-    """Speech whose :meth:`distortion` adds ``weight`` times the envelopes' decorrelation."""
+    """Speech whose :meth:`distortion` is what the search minimises for a wideband file
+    (every mel band) with envelope weight ``weight``."""
 
     def __init__(self, weight: float) -> None:
         super().__init__()
-        self.weight = weight
+        self._trained = SpeechModality(envelope_weight=weight).search_distortion(
+            {"sr": SAMPLE_RATE}
+        )
 
     def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        l1 = super().distortion(x_hat, x)
-        if not self.weight:
-            return l1
-        return l1 + self.weight * envelope_decorrelation(
-            _magnitude(x_hat), _magnitude(x), ALL_BANDS
-        )
+        return self._trained(x_hat, x)
 
 
 if __name__ == "__main__":

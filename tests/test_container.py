@@ -106,6 +106,9 @@ def test_version_three_coder_fields_read_back(coder_field: bytes, coder: str) ->
 def test_a_coder_field_spelt_another_way_is_refused(coder_field: bytes, message: str) -> None:
     with pytest.raises(FormatError, match=message):
         unpack(file_bytes(3, header_bytes(coder_field), bytes(8), b""))
+
+
+def test_a_writer_refuses_a_coder_field_naming_an_empty_point() -> None:
     with pytest.raises(FormatError, match="empty operating point"):
         pack(Header("speech", "m", bytes(8), (2, 3), "rans16:"), bytes(8))
 

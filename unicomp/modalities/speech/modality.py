@@ -264,19 +264,11 @@ class SpeechModality:
     def synthesis(self, x: torch.Tensor, side_info: Mapping[str, Any]) -> SpeechSignal:
         rate = _side_int(side_info, "sr", "sample rate", MIN_RATE, MAX_RATE)
         length = _side_int(side_info, "n", "length", 1, MAX_SECONDS * MAX_RATE)
-        channels = (
-            _side_int(side_info, "ch", "channel count", 1, MAX_CHANNELS)
-            if "ch" in side_info
-            else 1
-        )
+        channels = _side_int(side_info, "ch", "channel count", 1, MAX_CHANNELS, absent=1)
         gain_steps = _side_int(
             side_info, "g", "gain", -400 * GAIN_STEPS_PER_DB, 100 * GAIN_STEPS_PER_DB
         )
-        postfilter = (
-            _side_int(side_info, "pf", "post-filter", 0, MAX_POSTFILTER_PERCENT)
-            if "pf" in side_info
-            else 0
-        )
+        postfilter = _side_int(side_info, "pf", "post-filter", 0, MAX_POSTFILTER_PERCENT, absent=0)
         subtype = side_info.get("st", "")
         if not isinstance(subtype, str):
             raise FormatError(f"side info sample format {subtype!r} is not a string")
@@ -458,9 +450,19 @@ def _vocode(logmel: torch.Tensor) -> np.ndarray:
     return wave
 
 
-def _side_int(side_info: Mapping[str, Any], key: str, what: str, low: float, high: float) -> int:
+def _side_int(
+    side_info: Mapping[str, Any],
+    key: str,
+    what: str,
+    low: float,
+    high: float,
+    absent: int | None = None,
+) -> int:
     """An integer a header's side info must hold, in [low, high]: decoding sizes its
-    buffers by it, so a crafted header must not name anything outside."""
+    buffers by it, so a crafted header must not name anything outside. ``absent``: what
+    a file that leaves the key out means (None: it may not)."""
+    if key not in side_info and absent is not None:
+        return absent
     value = side_info.get(key)
     if not isinstance(value, int) or not low <= value <= high:
         raise FormatError(f"side info {what} {value!r} is missing or out of range")
