@@ -26,7 +26,7 @@ from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.config import QuantizerConfig
 from unicomp.core.data import CropDataset
 from unicomp.core.entropy import EntropyTables
-from unicomp.core.gains import GainedGenerator
+from unicomp.core.gains import GainedGenerator, fold_input_gain, fold_output_gain, scale_channels
 from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.quantizer import Quantizer
 from unicomp.core.rate_model import ContextRateModel
@@ -80,6 +80,25 @@ def test_a_gain_learns_the_step_from_the_quantization_residual() -> None:
     expected = -2 * (residual**2).sum()
     assert float(gains.log_latent.grad[0, 0]) == pytest.approx(float(expected), rel=1e-5)
     assert float(gains.log_latent.grad[1, 0]) == 0.0  # a point not in the batch
+
+
+def test_gains_folded_into_the_weights_compute_what_the_gains_did() -> None:
+    torch.manual_seed(0)
+    layers = (
+        torch.nn.Conv1d(2, 3, 3, padding=1),
+        torch.nn.LeakyReLU(0.2),
+        torch.nn.Conv1d(3, 4, 1),
+    )
+    stack = torch.nn.Sequential(*layers)
+    x = torch.randn(2, 2, 7)
+    output_gain, input_gain = torch.tensor([0.5, 2.0, 3.0, 0.25]), torch.tensor([4.0, 0.5])
+    with torch.no_grad():
+        expected = scale_channels(stack(scale_channels(x, input_gain)), output_gain)
+        fold_output_gain(stack, output_gain)
+        fold_input_gain(stack, input_gain)
+        assert torch.allclose(stack(x), expected, atol=1e-5)
+        with pytest.raises(ValueError, match="last layer"):
+            fold_output_gain(torch.nn.Sequential(layers[0], layers[1]), output_gain)
 
 
 def test_points_trained_at_larger_rate_weights_code_smaller_files(

@@ -150,11 +150,30 @@ def test_a_run_started_from_a_model_fine_tunes_its_weights_and_says_so(
     more_centers = merge(config, {"quantizer": {"num_centers": config.quantizer.num_centers + 1}})
     with pytest.raises(UsageError, match="other networks or centers"):
         Trainer(sensor, more_centers, dataset, tmp_path / "other").start_from(released)
-    gained = load_model(sensor_model, sensor.build_networks)
-    with pytest.raises(UsageError, match="scales its latents"):
-        Trainer(sensor, tiny_config(sensor, **SHORT), dataset, tmp_path / "g").start_from(gained)
     with pytest.raises(UsageError, match="only a new run"):
         resumed.start_from(released)
+
+
+def test_a_run_started_from_a_gained_model_begins_at_its_default_point(
+    sensor, sensor_data: Path, sensor_model: Path, tmp_path: Path
+) -> None:
+    gained = load_model(sensor_model, sensor.build_networks)
+    point = gained.point()
+    assert point.latent_gain is not None and not torch.allclose(point.latent_gain, torch.ones(1))
+    config = tiny_config(sensor, **{**SHORT, "float_steps": 0, "soft_steps": 0})
+    dataset = CropDataset.from_folder(sensor, sensor_data, config.train.crop)
+    run = Trainer(sensor, config, dataset, tmp_path / "tuned")
+    run.start_from(gained)
+    # The networks now compute, without gains, what the default point computed with them.
+    signal = dataset.sample(0, torch.Generator().manual_seed(0)).unsqueeze(0)
+    with torch.no_grad():
+        latent = point.latents(gained.encoder(signal))
+        assert torch.allclose(run.autoencoder.encoder(signal), latent, rtol=1e-4, atol=1e-4)
+        centers = torch.randn(latent.shape, generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(
+            run.autoencoder.generator(centers), point.generator(centers), rtol=1e-4, atol=1e-4
+        )
+    assert read_card(run.run())["training"]["started_from"]["model"] == gained.name
 
 
 def test_a_run_grows_residual_blocks_from_a_model_and_cannot_shrink_them(

@@ -41,3 +41,30 @@ class GainedGenerator(nn.Module):
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.body(scale_channels(latent, self.input_gain))
+
+
+def fold_output_gain(stack: nn.Sequential, gain: torch.Tensor) -> None:
+    """Scale ``stack``'s output channels by ``gain`` in its last layer's weights, so that
+    it computes what ``scale_channels(stack(x), gain)`` did: a released point's latent
+    gain becomes the encoder's own when a run fine-tunes a gained model."""
+    layer = _foldable(stack[-1], "last")
+    gain = gain.to(layer.weight)
+    layer.weight.mul_(gain.reshape((-1,) + (1,) * (layer.weight.dim() - 1)))
+    if layer.bias is not None:
+        layer.bias.mul_(gain)
+
+
+def fold_input_gain(stack: nn.Sequential, gain: torch.Tensor) -> None:
+    """Scale ``stack``'s input channels by ``gain`` in its first layer's weights, so that
+    it computes what ``stack(scale_channels(x, gain))`` did: the generator's side of
+    :func:`fold_output_gain`."""
+    layer = _foldable(stack[0], "first")
+    gain = gain.to(layer.weight)
+    layer.weight.mul_(gain.reshape((1, -1) + (1,) * (layer.weight.dim() - 2)))
+
+
+def _foldable(layer: nn.Module, which: str) -> nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear:
+    """``layer`` when it is linear in its channels with (out, in, ...) weights."""
+    if not isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
+        raise ValueError(f"the {which} layer ({type(layer).__name__}) cannot take a gain")
+    return layer

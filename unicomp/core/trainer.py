@@ -44,7 +44,12 @@ from unicomp.core.config import ModelConfig
 from unicomp.core.data import BatchSchedule, CropDataset
 from unicomp.core.devices import Precision, autocast, process_group_backend
 from unicomp.core.entropy import EntropyTables, count_indices
-from unicomp.core.gains import GainedGenerator, scale_channels
+from unicomp.core.gains import (
+    GainedGenerator,
+    fold_input_gain,
+    fold_output_gain,
+    scale_channels,
+)
 from unicomp.core.losses import (
     discriminator_loss,
     feature_matching_loss,
@@ -451,7 +456,8 @@ class Trainer:
 
     def start_from(self, model: Model) -> None:
         """Begin this run from a released model: its encoder, its centers and its default
-        point's generator (fine-tuning). Only the weights carry over: the discriminator,
+        point's generator (fine-tuning), that point's gains baked into their weights
+        (:func:`fold_output_gain`). Only the weights carry over: the discriminator,
         the optimizers and the index statistics start afresh, and the run's config (its
         phases, rate, learning rate) is this trainer's, whose networks and alphabet must
         be the model's, except for more residual blocks, added with a zero branch
@@ -467,17 +473,28 @@ class Trainer:
                 f"model {model.name!r} has other networks or centers than the run's config"
                 f" (only {GROWABLE!r} may grow)"
             )
-        generator = model.point().generator
-        if isinstance(generator, GainedGenerator) or model.point().latent_gain is not None:
-            raise UsageError(f"model {model.name!r} scales its latents: it cannot start a run")
+        point = model.point()
+        generator, input_gain = point.generator, None
+        if isinstance(generator, GainedGenerator):
+            generator, input_gain = generator.body, generator.input_gain.detach()
+        encoder = self.autoencoder.encoder
         with torch.no_grad():
             if grows:
-                grow_stack(self.autoencoder.encoder, model.encoder)
+                grow_stack(encoder, model.encoder)
                 grow_stack(self.autoencoder.generator, generator)
             else:
-                self.autoencoder.encoder.load_state_dict(model.encoder.state_dict())
+                encoder.load_state_dict(model.encoder.state_dict())
                 self.autoencoder.generator.load_state_dict(generator.state_dict())
             self.autoencoder.quantizer.centers.copy_(model.quantizer.centers)
+            # A gained model's default point becomes the networks' own, from which the
+            # run's points (its config's) spread as in any run.
+            try:
+                if point.latent_gain is not None:
+                    fold_output_gain(encoder, point.latent_gain)
+                if input_gain is not None:
+                    fold_input_gain(self.autoencoder.generator, input_gain)
+            except ValueError as error:
+                raise UsageError(f"model {model.name!r} scales its latents, and {error}") from None
         self.centers_initialised = True
         self.started_from = {
             "model": model.name,
