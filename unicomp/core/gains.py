@@ -43,28 +43,31 @@ class GainedGenerator(nn.Module):
         return self.body(scale_channels(latent, self.input_gain))
 
 
-def fold_output_gain(stack: nn.Sequential, gain: torch.Tensor) -> None:
+def fold_output_gain(stack: nn.Module, gain: torch.Tensor) -> None:
     """Scale ``stack``'s output channels by ``gain`` in its last layer's weights, so that
     it computes what ``scale_channels(stack(x), gain)`` did: a released point's latent
     gain becomes the encoder's own when a run fine-tunes a gained model."""
-    layer = _foldable(stack[-1], "last")
+    layer = _foldable(stack, -1)
     gain = gain.to(layer.weight)
     layer.weight.mul_(gain.reshape((-1,) + (1,) * (layer.weight.dim() - 1)))
     if layer.bias is not None:
         layer.bias.mul_(gain)
 
 
-def fold_input_gain(stack: nn.Sequential, gain: torch.Tensor) -> None:
+def fold_input_gain(stack: nn.Module, gain: torch.Tensor) -> None:
     """Scale ``stack``'s input channels by ``gain`` in its first layer's weights, so that
     it computes what ``stack(scale_channels(x, gain))`` did: the generator's side of
     :func:`fold_output_gain`."""
-    layer = _foldable(stack[0], "first")
+    layer = _foldable(stack, 0)
     gain = gain.to(layer.weight)
     layer.weight.mul_(gain.reshape((1, -1) + (1,) * (layer.weight.dim() - 2)))
 
 
-def _foldable(layer: nn.Module, which: str) -> nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear:
-    """``layer`` when it is linear in its channels with (out, in, ...) weights."""
+def _foldable(stack: nn.Module, index: int) -> nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear:
+    """Layer ``index`` of ``stack`` when it is linear in its channels, with (out, in, ...)
+    weights."""
+    which = "first" if index == 0 else "last"
+    layer = stack[index] if isinstance(stack, nn.Sequential) else stack
     if not isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
         raise ValueError(f"the {which} layer ({type(layer).__name__}) cannot take a gain")
     return layer

@@ -476,7 +476,8 @@ class Trainer:
         point = model.point()
         generator, input_gain = point.generator, None
         if isinstance(generator, GainedGenerator):
-            generator, input_gain = generator.body, generator.input_gain.detach()
+            input_gain = generator.input_gain.detach()
+            generator = generator.body
         encoder = self.autoencoder.encoder
         with torch.no_grad():
             if grows:
