@@ -176,6 +176,23 @@ def test_a_run_started_from_a_gained_model_begins_at_its_default_point(
     assert read_card(run.run())["training"]["started_from"]["model"] == gained.name
 
 
+def test_a_fine_tuning_run_warms_its_learning_rate_up_and_a_new_run_does_not(
+    sensor, sensor_data: Path, sensor_model: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(sensor, **{**SHORT, "float_steps": 0, "soft_steps": 0, "hard_steps": 40})
+    full = config.train.learning_rate
+    dataset = CropDataset.from_folder(sensor, sensor_data, config.train.crop)
+    tuned, fresh = (Trainer(sensor, config, dataset, tmp_path / n) for n in ("tuned", "new"))
+    tuned.start_from(load_model(sensor_model, sensor.build_networks))
+    rates = []
+    for stop in (1, 5, 10, 12):  # a quarter of the 40 steps: full from the tenth step
+        tuned.run(stop_at=stop)
+        rates.append(tuned.optimizer_g.param_groups[0]["lr"])
+    assert rates == pytest.approx([full / 10, full / 2, full, full])
+    fresh.run(stop_at=1)
+    assert fresh.optimizer_g.param_groups[0]["lr"] == pytest.approx(full)
+
+
 def test_a_run_grows_residual_blocks_from_a_model_and_cannot_shrink_them(
     sensor, sensor_data: Path, tmp_path: Path
 ) -> None:
