@@ -71,8 +71,8 @@ KMEANS_BATCHES = 8
 MAX_ROLLBACKS = 3
 #: Steps (at most a quarter of the run) over which a run started from a model raises its
 #: learning rate from zero. Fresh Adam moments move every weight by about the learning
-#: rate in the first steps: three steps at image-v2's 4e-4 raised its error on a train
-#: photo 18-fold, undoing its 26000 steps before the run could learn anything.
+#: rate in the first steps: 20 steps at image-v2's 4e-4 without it nearly tripled its
+#: error on a train crop, where with it they cut the error (benchmarks/fine_tune_start.py).
 FINE_TUNE_WARMUP = 500
 #: The point gains learn this many times faster than the networks: at the networks'
 #: rate, they moved by 3 % in a 500-step run and points trained at weights 30 times
