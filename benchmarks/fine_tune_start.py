@@ -22,6 +22,7 @@ import torch
 from unicomp.api import load_codec
 from unicomp.core import trainer
 from unicomp.core.config import merge
+from unicomp.core.quantizer import Quantizer
 from unicomp.core.trainer import Trainer
 from unicomp.release.corpus import CORPUS
 from unicomp.release.recipe import Recipe
@@ -53,29 +54,28 @@ def main() -> None:
         with torch.no_grad():
             latent = point.latents(model.encoder(crop))
             folded = run.autoencoder.encoder(crop)
-            centers = model.quantizer.centers[
-                torch.randint(0, len(model.quantizer.centers), latent.shape)
-            ]
+            centers = model.quantizer.dequantize(
+                torch.randint(0, model.quantizer.num_centers, latent.shape)
+            )
             generator_error = (run.autoencoder.generator(centers) - point.generator(centers)).abs()
         relative = float((folded - latent).abs().max() / latent.abs().max())
         print(f"encoder: max relative error {relative:.2g}")
         print(f"generator: max absolute error {float(generator_error.max()):.2g}")
-        before = _coded_error(run, model.quantizer.centers, crop)
+        before = _coded_error(run, model.quantizer, crop)
         run.run(stop_at=args.steps)
-        after = _coded_error(run, model.quantizer.centers, crop)
+        after = _coded_error(run, model.quantizer, crop)
     print(
         f"crop MSE {before:.6f} at the start, {after:.6f} after {args.steps} steps "
         f"(warm-up {args.warmup})"
     )
 
 
-def _coded_error(run: Trainer, centers: torch.Tensor, crop: torch.Tensor) -> float:
+def _coded_error(run: Trainer, quantizer: Quantizer, crop: torch.Tensor) -> float:
     """The crop's mean squared error decoded from the nearest centers of its latent."""
     run.autoencoder.eval()
     with torch.no_grad():
         latent = run.autoencoder.encoder(crop)
-        nearest = centers[(latent.unsqueeze(-1) - centers).abs().argmin(-1)]
-        decoded = run.autoencoder.generator(nearest)
+        decoded = run.autoencoder.generator(quantizer.dequantize(quantizer.indices(latent)))
     return float(((decoded - crop) ** 2).mean())
 
 

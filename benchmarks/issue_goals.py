@@ -52,19 +52,19 @@ def image_goals(run: Path) -> Iterator[tuple[bool, str]]:
                 continue
             yield _compare(point, metric, float(ours[metric]), at[codec], codec, margin)
     bd = {(r["codec"], r["metric"]): r for r in summary["bd"]}
-    ours_vs_jpeg2000 = _inverse(bd.get(("jpeg2000", "ms_ssim")))
+    row = bd.get(("jpeg2000", "ms_ssim"))
+    change = _inverse(row)
     yield (
-        ours_vs_jpeg2000 is not None and ours_vs_jpeg2000 <= -10.0,
-        f"BD-rate (MS-SSIM) against JPEG 2000: {_percent(bd.get(('jpeg2000', 'ms_ssim')))}"
-        " (goal <= -10 %)",
+        change is not None and change <= -10.0,
+        f"BD-rate (MS-SSIM) against JPEG 2000: {_percent(row, change)} (goal <= -10 %)",
     )
     for baseline in LEARNED_BASELINES:
         for metric in ("psnr", "ms_ssim"):
-            change = _inverse(bd.get((baseline, metric)))
+            row = bd.get((baseline, metric))
+            change = _inverse(row)
             yield (
                 change is not None and change < 0,
-                f"BD-rate ({metric}) against {baseline}: {_percent(bd.get((baseline, metric)))}"
-                " (goal < 0)",
+                f"BD-rate ({metric}) against {baseline}: {_percent(row, change)} (goal < 0)",
             )
 
 
@@ -125,13 +125,14 @@ def _inverse(row: dict[str, Any] | None) -> float | None:
     return 100.0 * (1.0 / (1.0 + row["rate_change"] / 100.0) - 1.0)
 
 
-def _percent(row: dict[str, Any] | None) -> str:
-    """unicomp's BD-rate with the bench's caveat, or why there is none."""
+def _percent(row: dict[str, Any] | None, change: float | None) -> str:
+    """unicomp's BD-rate ``change`` with the caveat of its bench ``row``, or why there is
+    none."""
     if row is None:
         return "not measured"
-    change = _inverse(row)
-    text = row["note"] if change is None else f"{change:+.1f} %"
-    return text if change is None or not row["note"] else f"{text} ({row['note']})"
+    if change is None:
+        return str(row["note"])
+    return f"{change:+.1f} %" + (f" ({row['note']})" if row["note"] else "")
 
 
 def _wideband(run: Path, codec: str) -> dict[str, Any]:
