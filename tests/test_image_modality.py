@@ -172,6 +172,17 @@ def test_distortion_is_per_item_zero_on_identity_and_differentiable(
     assert torch.isfinite(x_hat.grad).all()
 
 
+def test_distortion_weighs_dissimilarity_by_the_modality_weight() -> None:
+    x = torch.rand(2, 3, MS_SSIM_MIN_SIDE, MS_SSIM_MIN_SIDE)
+    x_hat = (x + 0.1 * torch.randn_like(x)).clamp(0.0, 1.0)
+    mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
+    mse_only = ImageModality(ms_ssim_weight=0.0).distortion(x_hat, x)
+    assert torch.allclose(mse_only, mse)
+    light, heavy = (ImageModality(ms_ssim_weight=w).distortion(x_hat, x) for w in (0.05, 0.15))
+    assert (light - mse > 1e-4).all()  # noise this strong lowers MS-SSIM
+    assert torch.allclose(heavy - mse, 3 * (light - mse), rtol=1e-4)
+
+
 def test_one_bundled_model_serves_every_rate_between_its_points(image: ImageModality) -> None:
     assert all(image.default_model(rate) == DEFAULT_MODEL for rate in (None, "0.2bpp", *RATES))
     assert image.default_config().rates == list(RATES)

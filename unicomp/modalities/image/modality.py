@@ -6,7 +6,8 @@ the decoder crops the reflect padding away and writes the image back in its own 
 Alpha is not modelled: a fully opaque alpha channel is restored exactly, a transparent
 one is refused rather than dropped.
 
-The distortion trained and searched on is ``MSE + MS_SSIM_WEIGHT * (1 - MS-SSIM)``.
+The distortion trained and searched on is ``MSE + MS_SSIM_WEIGHT * (1 - MS-SSIM)`` (a
+modality made with another weight trains and searches on that one).
 MS-SSIM keeps the standard five scales and weights but uses a 7-tap Gaussian window
 (sigma 1.5), because pytorch_msssim needs a side over 16 * (window - 1) px: 96 px with
 7 taps, so 128-px training crops work; smaller images fall back to single-scale SSIM.
@@ -74,6 +75,11 @@ class ImageModality:
     extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
     rate_unit = "bpp"
     size_unit = "Mpx"
+
+    def __init__(self, ms_ssim_weight: float = MS_SSIM_WEIGHT) -> None:
+        """``ms_ssim_weight``: the weight of (1 - MS-SSIM) beside the MSE in the
+        distortion trained and searched on (experiments train with others)."""
+        self.ms_ssim_weight = ms_ssim_weight
 
     def default_config(self) -> ModelConfig:
         """The settings of the bundled model (see unicomp/release/image.py)."""
@@ -213,7 +219,7 @@ class ImageModality:
         x_hat = x_hat.clamp(0.0, 1.0)
         height, width = x.shape[-2:]
         if max(height, width) <= SIMILARITY_WINDOW:
-            return mse + MS_SSIM_WEIGHT * _dissimilarity(x_hat, x)
+            return mse + self.ms_ssim_weight * _dissimilarity(x_hat, x)
         side = SIMILARITY_WINDOW
         parts = [
             checkpoint(
@@ -225,7 +231,7 @@ class ImageModality:
             for top in windows(height, min(side, height), 0)
             for left in windows(width, min(side, width), 0)
         ]
-        return mse + MS_SSIM_WEIGHT * torch.stack(parts).mean(dim=0)
+        return mse + self.ms_ssim_weight * torch.stack(parts).mean(dim=0)
 
     def metrics(self, reference: ImageSignal, decoded: ImageSignal) -> dict[str, float]:
         return image_metrics(reference, decoded)
