@@ -18,6 +18,7 @@ from unicomp.core.codec import Codec
 from unicomp.core.coders import PER_CHANNEL
 from unicomp.core.config import ModelConfig, merge
 from unicomp.core.entropy import EntropyTables
+from unicomp.core.networks import DivisiveNormalization
 from unicomp.core.points import OperatingPoint
 from unicomp.core.quantizer import Quantizer
 from unicomp.core.trainer import train
@@ -31,6 +32,7 @@ from unicomp.modalities.image.modality import (
     RATES,
     ImageModality,
 )
+from unicomp.modalities.image.networks import NONLINEARITIES
 from unicomp.plugins.manager import build_registry
 
 RNG = np.random.default_rng(7)
@@ -198,9 +200,10 @@ def test_image_is_a_builtin_modality_that_writes_png() -> None:
     assert registry.modality("image").rate_unit == "bpp"
 
 
-def test_tiled_networks_match_untiled_ones(image: ImageModality) -> None:
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+def test_tiled_networks_match_untiled_ones(image: ImageModality, nonlinearity: str) -> None:
     torch.manual_seed(1)
-    encoder, generator, _ = image.build_networks(TINY_NETWORK)
+    encoder, generator, _ = image.build_networks({**TINY_NETWORK, "nonlinearity": nonlinearity})
     encoder.eval(), generator.eval()
     x, latent = torch.rand(1, 3, 352, 480), torch.randn(1, 4, 22, 30)
     with torch.no_grad():
@@ -277,6 +280,27 @@ def test_pad_multiple_matches_the_default_networks(image: ImageModality) -> None
 def test_networks_that_do_not_fit_the_padding_are_refused(image: ImageModality) -> None:
     with pytest.raises(UsageError):
         image.build_networks({**TINY_NETWORK, "widths": [4, 4, 4, 4, 4]})
+
+
+def test_an_unknown_nonlinearity_is_refused_by_name(image: ImageModality) -> None:
+    with pytest.raises(UsageError, match="'tanh'"):
+        image.build_networks({**TINY_NETWORK, "nonlinearity": "tanh"})
+
+
+def test_networks_with_divisive_normalization_learn_it_in_both_directions(
+    image: ImageModality,
+) -> None:
+    encoder, generator, _ = image.build_networks({**TINY_NETWORK, "nonlinearity": "gdn"})
+    normalizations = [
+        layer
+        for network in (encoder, generator)
+        for layer in network.modules()
+        if isinstance(layer, DivisiveNormalization)
+    ]
+    assert [layer.inverse for layer in normalizations] == [False] * 4 + [True] * 4
+    x = torch.rand(2, 3, 32, 32)
+    (generator(encoder(x)) - x).square().mean().backward()
+    assert all(layer.gamma_root.grad.abs().sum() > 0 for layer in normalizations)
 
 
 def test_large_images_score_similarity_in_windows_close_to_the_whole(

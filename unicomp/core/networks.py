@@ -38,6 +38,39 @@ def activation() -> nn.Module:
     return nn.LeakyReLU(0.2)
 
 
+class DivisiveNormalization(nn.Module):
+    """Generalized divisive normalization (GDN; Ballé, Laparra and Simoncelli, 2016).
+
+    Each channel is divided by ``sqrt(beta + gamma @ x**2)``, a learned norm of every
+    channel at the same position; ``inverse`` multiplies instead, for generators. Ballé
+    et al. found transforms built with it code images better than with pointwise
+    activations for the same parameters: it removes the channels' joint local scale,
+    which a pointwise nonlinearity cannot. ``beta`` and ``gamma`` are kept as squares
+    of free parameters so that both stay non-negative (and ``beta`` positive).
+    """
+
+    #: Keeps the norm away from 0 where a position has no activity at all.
+    BETA_FLOOR = 1e-6
+    #: The initial coupling between different channels (as a square root): small but
+    #: not 0, where the square's gradient would vanish.
+    COUPLING_ROOT = 1e-3
+
+    def __init__(self, dims: int, channels: int, inverse: bool = False) -> None:
+        super().__init__()
+        self.dims, self.inverse = dims, inverse
+        self.beta_root = nn.Parameter(torch.ones(channels))
+        coupling = torch.full((channels, channels), self.COUPLING_ROOT)
+        self.gamma_root = nn.Parameter(coupling.fill_diagonal_(0.1**0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = self.beta_root.numel()
+        beta = self.beta_root.square() + self.BETA_FLOOR
+        gamma = self.gamma_root.square().view(channels, channels, *([1] * self.dims))
+        mix = F.conv1d if self.dims == 1 else F.conv2d
+        norm = mix(x.square(), gamma, beta).sqrt()
+        return x * norm if self.inverse else x / norm
+
+
 class ResidualBlock(nn.Module):
     """Two convolutions with a skip; depthwise-separable when that is cheaper."""
 

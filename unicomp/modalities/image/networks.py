@@ -23,7 +23,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from unicomp.core.networks import MultiScaleDiscriminator, ResidualBlock, Upsample, activation, conv
+from unicomp.core.networks import (
+    DivisiveNormalization,
+    MultiScaleDiscriminator,
+    ResidualBlock,
+    Upsample,
+    activation,
+    conv,
+)
 from unicomp.core.tiling import tiled_map
 from unicomp.errors import UsageError
 
@@ -55,6 +62,18 @@ class TiledSequential(nn.Sequential):
         return tiled_map(super().forward, x, DIMS, self.tile, self.overlap, self.scale)
 
 
+#: What follows each resampling convolution: a LeakyReLU (image-v1, image-v2), or
+#: divisive normalization (GDN in the encoder, its inverse in the generator).
+NONLINEARITIES = ("leaky", "gdn")
+
+
+def stage_nonlinearity(kind: str, channels: int, inverse: bool) -> nn.Module:
+    """The nonlinearity after a resampling convolution of ``channels`` outputs."""
+    if kind == "gdn":
+        return DivisiveNormalization(DIMS, channels, inverse=inverse)
+    return activation()
+
+
 def separable(in_channels: int, out_channels: int) -> nn.Sequential:
     """A 3x3 depthwise convolution followed by a 1x1 channel mix."""
     return nn.Sequential(
@@ -64,13 +83,16 @@ def separable(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 def build_image_encoder(
-    widths: Sequence[int], latent_channels: int, separable_stages: int
+    widths: Sequence[int], latent_channels: int, separable_stages: int, nonlinearity: str
 ) -> TiledSequential:
     """x (batch, 3, H, W) → z (batch, latent_channels, H / 2**n, W / 2**n), n = len(widths)."""
     layers: list[nn.Module] = []
     previous = IMAGE_CHANNELS
     for index, width in enumerate(widths):
-        layers += [conv(DIMS, previous, width, 4, stride=2), activation()]
+        layers += [
+            conv(DIMS, previous, width, 4, stride=2),
+            stage_nonlinearity(nonlinearity, width, inverse=False),
+        ]
         layers.append(ResidualBlock(DIMS, width, depthwise=index < separable_stages))
         previous = width
     layers.append(conv(DIMS, previous, latent_channels, 3))
@@ -79,20 +101,32 @@ def build_image_encoder(
 
 
 def build_image_generator(
-    widths: Sequence[int], latent_channels: int, separable_stages: int, bottleneck_blocks: int
+    widths: Sequence[int],
+    latent_channels: int,
+    separable_stages: int,
+    bottleneck_blocks: int,
+    nonlinearity: str,
 ) -> TiledSequential:
     """ẑ (batch, latent_channels, h, w) → x̂ (batch, 3, h * 2**n, w * 2**n).
 
     The last stage is sub-pixel: a half-resolution convolution emits the 4 pixels of
     every 2x2 block, so no layer runs at full resolution (where a CPU spends most).
     """
-    layers: list[nn.Module] = [conv(DIMS, latent_channels, widths[-1], 3), activation()]
+    layers: list[nn.Module] = [
+        conv(DIMS, latent_channels, widths[-1], 3),
+        stage_nonlinearity(nonlinearity, widths[-1], inverse=True),
+    ]
     layers += [ResidualBlock(DIMS, widths[-1]) for _ in range(bottleneck_blocks)]
     for stage in reversed(range(len(widths) - 1)):  # the encoder stage being mirrored
         previous, width = widths[stage + 1], widths[stage]
         thin = stage < separable_stages
         mix = separable(previous, width) if thin else conv(DIMS, previous, width, 3)
-        layers += [Upsample(2), mix, activation(), ResidualBlock(DIMS, width, depthwise=thin)]
+        layers += [
+            Upsample(2),
+            mix,
+            stage_nonlinearity(nonlinearity, width, inverse=True),
+            ResidualBlock(DIMS, width, depthwise=thin),
+        ]
     layers += [conv(DIMS, widths[0], IMAGE_CHANNELS * 4, 3), nn.PixelShuffle(2)]
     stride = 2 ** len(widths)
     return TiledSequential(
@@ -115,8 +149,15 @@ def build_image_networks(
         )
     latent = int(network["latent_channels"])
     thin = int(network["separable_stages"])
-    encoder = build_image_encoder(widths, latent, thin)
-    generator = build_image_generator(widths, latent, thin, int(network["bottleneck_blocks"]))
+    nonlinearity = str(network.get("nonlinearity", "leaky"))
+    if nonlinearity not in NONLINEARITIES:
+        raise UsageError(
+            f"unknown nonlinearity {nonlinearity!r}: choose one of {', '.join(NONLINEARITIES)}"
+        )
+    encoder = build_image_encoder(widths, latent, thin, nonlinearity)
+    generator = build_image_generator(
+        widths, latent, thin, int(network["bottleneck_blocks"]), nonlinearity
+    )
     critic = MultiScaleDiscriminator(
         DIMS,
         IMAGE_CHANNELS,
