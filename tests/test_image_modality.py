@@ -203,7 +203,8 @@ def test_image_is_a_builtin_modality_that_writes_png() -> None:
 @pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
 def test_tiled_networks_match_untiled_ones(image: ImageModality, nonlinearity: str) -> None:
     torch.manual_seed(1)
-    encoder, generator, _ = image.build_networks({**TINY_NETWORK, "nonlinearity": nonlinearity})
+    both = {"encoder_nonlinearity": nonlinearity, "generator_nonlinearity": nonlinearity}
+    encoder, generator, _ = image.build_networks({**TINY_NETWORK, **both})
     encoder.eval(), generator.eval()
     x, latent = torch.rand(1, 3, 352, 480), torch.randn(1, 4, 22, 30)
     with torch.no_grad():
@@ -283,14 +284,15 @@ def test_networks_that_do_not_fit_the_padding_are_refused(image: ImageModality) 
 
 
 def test_an_unknown_nonlinearity_is_refused_by_name(image: ImageModality) -> None:
-    with pytest.raises(UsageError, match="'tanh'"):
-        image.build_networks({**TINY_NETWORK, "nonlinearity": "tanh"})
+    with pytest.raises(UsageError, match="generator nonlinearity 'tanh'"):
+        image.build_networks({**TINY_NETWORK, "generator_nonlinearity": "tanh"})
 
 
 def test_networks_with_divisive_normalization_learn_it_in_both_directions(
     image: ImageModality,
 ) -> None:
-    encoder, generator, _ = image.build_networks({**TINY_NETWORK, "nonlinearity": "gdn"})
+    network = {**TINY_NETWORK, "encoder_nonlinearity": "gdn", "generator_nonlinearity": "gdn"}
+    encoder, generator, _ = image.build_networks(network)
     normalizations = [
         layer
         for network in (encoder, generator)
@@ -301,6 +303,12 @@ def test_networks_with_divisive_normalization_learn_it_in_both_directions(
     x = torch.rand(2, 3, 32, 32)
     (generator(encoder(x)) - x).square().mean().backward()
     assert all(layer.gamma_root.grad.abs().sum() > 0 for layer in normalizations)
+
+
+def test_the_generator_alone_can_take_divisive_normalization(image: ImageModality) -> None:
+    encoder, generator, _ = image.build_networks({**TINY_NETWORK, "generator_nonlinearity": "gdn"})
+    assert not any(isinstance(layer, DivisiveNormalization) for layer in encoder.modules())
+    assert sum(isinstance(layer, DivisiveNormalization) for layer in generator.modules()) == 4
 
 
 def test_large_images_score_similarity_in_windows_close_to_the_whole(

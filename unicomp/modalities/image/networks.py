@@ -149,14 +149,13 @@ def build_image_networks(
         )
     latent = int(network["latent_channels"])
     thin = int(network["separable_stages"])
-    nonlinearity = str(network.get("nonlinearity", "leaky"))
-    if nonlinearity not in NONLINEARITIES:
-        raise UsageError(
-            f"unknown nonlinearity {nonlinearity!r}: choose one of {', '.join(NONLINEARITIES)}"
-        )
-    encoder = build_image_encoder(widths, latent, thin, nonlinearity)
+    encoder = build_image_encoder(widths, latent, thin, _nonlinearity(network, "encoder"))
     generator = build_image_generator(
-        widths, latent, thin, int(network["bottleneck_blocks"]), nonlinearity
+        widths,
+        latent,
+        thin,
+        int(network["bottleneck_blocks"]),
+        _nonlinearity(network, "generator"),
     )
     critic = MultiScaleDiscriminator(
         DIMS,
@@ -167,3 +166,13 @@ def build_image_networks(
     for part in (encoder, generator, critic):
         part.to(memory_format=torch.channels_last)
     return encoder, generator, critic
+
+
+def _nonlinearity(network: Mapping[str, Any], part: str) -> str:
+    """``network["<part>_nonlinearity"]``, checked; LeakyReLU where the key is absent."""
+    kind = str(network.get(f"{part}_nonlinearity", "leaky"))
+    if kind not in NONLINEARITIES:
+        raise UsageError(
+            f"unknown {part} nonlinearity {kind!r}: choose one of {', '.join(NONLINEARITIES)}"
+        )
+    return kind
