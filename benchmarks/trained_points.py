@@ -11,6 +11,10 @@ move every point alike), and prints each point's mean file rate and metrics: whe
 the weights span the rates the release is to serve, before the run ends. Speech is
 reported over all signals and per group (wideband prompts, their narrowband copies):
 what a point spends on a band the file does not have.
+
+``--against CARD`` codes a second run's points on the same signals and prints, per
+metric, its mean gain over the first run's curve at equal rate (BD-quality over the
+rates both span): short ablations end with curves too flat in PSNR for a BD-rate.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import statistics
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unicomp.api import load_codec
+from unicomp.bench.bd import bd_quality
 from unicomp.bench.summary import finite_mean
 from unicomp.core.codec import Codec
 from unicomp.core.points import TRAINED_PREFIX
@@ -36,15 +40,30 @@ def main() -> None:
     parser.add_argument("--modality", choices=["image", "speech"], required=True)
     parser.add_argument("--model", required=True, help="the run's model card")
     parser.add_argument("--data", type=Path, help="train folder (default: the corpus's)")
+    parser.add_argument("--against", help="a second run's model card, compared at equal rate")
     args = parser.parse_args()
     torch.set_num_threads(1)
     recipe = importlib.import_module(f"unicomp.release.{args.modality}").RECIPE
-    codec = load_codec(args.model, args.modality)
     signals = recipe.calibration(args.data or CORPUS / args.modality / "train").measured
+    first = report_points(load_codec(args.model, args.modality), signals)
+    if args.against:
+        second = report_points(load_codec(args.against, args.modality), signals)
+        print(f"at equal rate, {args.against} against {args.model}:")
+        for metric in first[0][1]:
+            gain = bd_quality(*_curve(first, metric), *_curve(second, metric))
+            print(f"  {metric} {gain:+.4g}")
+
+
+Curve = list[tuple[float, dict[str, float]]]
+
+
+def report_points(codec: Codec, signals: list[Any]) -> Curve:
+    """Print what every point codes ``signals`` at; return its mean rate and metrics."""
     steps = codec.model.card.get("training", {}).get("steps")
     print(f"{codec.name} at step {steps}: {len(signals)} train signals, encoder output")
     unit = codec.modality.rate_unit
     group_of = getattr(codec.modality, "bench_group", None)
+    curve: Curve = []
     groups = {"all": signals}
     if group_of is not None:  # speech: narrowband copies apart from their wideband prompts
         for signal in signals:
@@ -53,8 +72,23 @@ def main() -> None:
         print(f"{point.label or 'default'} ({_how_made(codec, index)})")
         coded = {id(s): _code(codec, s, point.label) for s in signals}
         for group, members in groups.items():
-            rate = statistics.fmean(coded[id(s)][0] for s in members)
-            print(f"  {group:>12} {rate:.4f} {unit:<5} {_scores(coded[id(s)][1] for s in members)}")
+            rate, means = _mean_point([coded[id(s)] for s in members])
+            scores = "  ".join(f"{name} {value:.4g}" for name, value in means.items())
+            print(f"  {group:>12} {rate:.4f} {unit:<5} {scores}")
+        curve.append(_mean_point([coded[id(s)] for s in signals]))
+    return curve
+
+
+def _curve(points: Curve, metric: str) -> tuple[list[float], list[float]]:
+    """Rates and one metric's values, in the order BD functions take them."""
+    return [rate for rate, _ in points], [metrics[metric] for _, metrics in points]
+
+
+def _mean_point(coded: list[tuple[float, dict[str, float]]]) -> tuple[float, dict[str, float]]:
+    """The mean rate and per-metric means of one point's coded signals."""
+    metrics = [m for _, m in coded]
+    means = {name: finite_mean(m[name] for m in metrics) for name in metrics[0]}
+    return statistics.fmean(rate for rate, _ in coded), means
 
 
 def _how_made(codec: Codec, index: int) -> str:
@@ -68,12 +102,6 @@ def _how_made(codec: Codec, index: int) -> str:
     if train.rate_targets:
         made += f", target {train.rate_targets[index]:g} bits"
     return made
-
-
-def _scores(metrics: Iterable[dict[str, float]]) -> str:
-    """Each metric's mean over ``metrics``, one line."""
-    metrics = list(metrics)
-    return "  ".join(f"{name} {finite_mean(m[name] for m in metrics):.4g}" for name in metrics[0])
 
 
 def _code(codec: Codec, signal: Any, label: str | None) -> tuple[float, dict[str, float]]:
