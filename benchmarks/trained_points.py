@@ -75,7 +75,8 @@ def report_points(codec: Codec, signals: list[Any]) -> Curve:
             rate, means = _mean_point([coded[id(s)] for s in members])
             scores = "  ".join(f"{name} {value:.4g}" for name, value in means.items())
             print(f"  {group:>12} {rate:.4f} {unit:<5} {scores}")
-        curve.append(_mean_point([coded[id(s)] for s in signals]))
+            if group == "all":
+                curve.append((rate, means))
     return curve
 
 
