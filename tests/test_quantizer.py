@@ -80,6 +80,21 @@ def test_hard_mode_is_straight_through_to_z_and_trains_the_centers() -> None:
     assert float(q.centers.grad[3]) == pytest.approx(7.0)
 
 
+def test_clipped_straight_through_stops_at_the_outermost_centers() -> None:
+    """Beyond the centers' range moving z changes nothing decoded, so no gradient says
+    it would; inside the range the gradient passes as before, and the centers learn."""
+    q = Quantizer(QuantizerConfig(num_centers=4, clipped_straight_through=True))
+    z = torch.tensor([-1.7, -0.95, 0.3, 0.9, 1.0001, 2.5], requires_grad=True)
+    weights = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    out = q(z, "hard")
+    (out * weights).sum().backward()
+    assert torch.equal(out.detach(), q.dequantize(q.indices(z)))
+    assert torch.equal(z.grad, torch.tensor([0.0, 2.0, 3.0, 4.0, 0.0, 0.0]))
+    # The clipped values still feed their center's gradient: the range can grow.
+    assert float(q.centers.grad[0]) == pytest.approx(3.0)
+    assert float(q.centers.grad[3]) == pytest.approx(15.0)
+
+
 def test_indices_pick_the_nearest_center() -> None:
     q = quantizer()
     q.centers.data = torch.tensor([-2.0, 0.0, 0.5, 3.0])

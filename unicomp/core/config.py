@@ -39,6 +39,10 @@ class QuantizerConfig:
     ``zero_center`` pins the center nearest 0 at exactly 0 after k-means, and keeps it
     there: a rate-aware model's low-rate points shrink their latents towards 0, which
     k-means alone left between two centers (image-v2's nine ended at ±1.6).
+
+    ``clipped_straight_through`` passes the hard phase's gradient to the latent only
+    where it lies within the centers' range (core/quantizer.py), as the soft phase's
+    assignment gradient does.
     """
 
     num_centers: int = 16
@@ -47,6 +51,7 @@ class QuantizerConfig:
     kmeans_samples: int = 65536
     kmeans_iterations: int = 40
     zero_center: bool = False
+    clipped_straight_through: bool = False
 
 
 @dataclass

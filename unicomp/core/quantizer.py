@@ -3,7 +3,8 @@
 The centers are parameters of the model: k-means initialises them at the start of the
 soft phase, the optimiser refines them, and the decoder uses exactly the saved values.
 Three modes follow the training phases: ``float`` (identity), ``soft`` (forward value
-hard, gradient of the soft assignment) and ``hard`` (argmin, straight-through to z).
+hard, gradient of the soft assignment) and ``hard`` (argmin, straight-through to z,
+optionally only within the centers' range).
 """
 
 from __future__ import annotations
@@ -45,9 +46,18 @@ class Quantizer(nn.Module):
         hard = self.centers[self.indices(z)]
         if mode == "hard":
             # Value from the centers (they still learn), gradient straight through to z.
-            return hard + (z - z.detach())
+            passed = self._within_range(z) if self.config.clipped_straight_through else z
+            return hard + (passed - passed.detach())
         soft = self._soft(z)
         return soft + (hard - soft).detach()
+
+    def _within_range(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` clamped to the centers' range: its gradient is z's inside the range and
+        zero beyond it, where the outermost center is what z gets whatever its value.
+        Passed there, the gradient would push z and the point gains ever further out
+        (the soft phase's assignment gradient vanishes there too)."""
+        centers = self.centers.detach()
+        return z.clamp(centers.min(), centers.max())
 
     def indices(self, z: torch.Tensor) -> torch.Tensor:
         """Index of the nearest center for every element of ``z``."""
