@@ -20,7 +20,7 @@ from unicomp.core.codec import Codec
 from unicomp.core.config import ModelConfig
 from unicomp.core.data import CropDataset, find_files
 from unicomp.core.points import parse_rate
-from unicomp.release.recipe import Calibration, Recipe, main
+from unicomp.release.recipe import Calibration, Recipe, add_rate, main
 
 
 class ShortSensor(SensorModality):
@@ -99,6 +99,39 @@ def test_train_resume_and_export_a_default_model(
     for label in modality.labels:
         assert 0.8 * parse_rate(label, unit) <= calibration["mean_rate"][label]
         assert calibration["mean_rate"][label] <= parse_rate(label, unit)
+
+    # A rate below the lowest, added to the released model as a new one.
+    lower = f"{0.4 * free:.3f}{unit}"
+    plus = add_rate(
+        recipe,
+        weights / card_name(modality),
+        lower,
+        labels[1],
+        "sensor-plus",
+        sensor_data,
+        tmp_path / "plus",
+        "python benchmarks/add_rate.py",
+    )
+    added = json.loads(plus.read_text())
+    assert added["name"] == "sensor-plus" and added["config"]["rates"] == [lower, *labels[::-1]]
+    record = added["added_rate"][lower]
+    assert record["from"] == {
+        "model": card_name(modality)[: -len(".json")],
+        "sha256": released["weights"]["sha256"],
+        "point": labels[1],
+    }
+    assert 0.8 * parse_rate(lower, unit) <= record["mean_rate"] <= parse_rate(lower, unit)
+    # The released points are untouched: the same weights, tables and gains.
+    before = {p["label"]: p for p in released["operating_points"]}
+    for point in added["operating_points"]:
+        if point["label"] != lower:
+            assert point["search_tables"] == before[point["label"]]["search_tables"]
+    new_weights = load_file(plus.parent / added["weights"]["file"])
+    for key, tensor in stored.items():
+        assert torch.equal(new_weights[key], tensor)
+    codec = Codec(modality, load_model(plus, modality.build_networks))
+    signal = recipe.calibration(sensor_data).signals[0]
+    assert codec.encode(signal, rate=parse_rate(lower, unit))[1].rate <= parse_rate(lower, unit)
 
 
 def test_export_refuses_a_model_without_index_statistics(sensor_data: Path, tmp_path: Path) -> None:

@@ -21,14 +21,14 @@ from typing import Any
 
 import torch
 
-from unicomp.core.calibration import calibrate_points
+from unicomp.core.calibration import calibrate, calibrate_points
 from unicomp.core.checkpoint import Model, load_model, round_to_half, save_model
 from unicomp.core.codec import Codec
 from unicomp.core.config import ModelConfig, load_overrides, merge
 from unicomp.core.data import CropDataset
 from unicomp.core.devices import check_precision, resolve_device
 from unicomp.core.point_tuning import GeneratorTuning
-from unicomp.core.points import OperatingPoint
+from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.trainer import Hardware, Trainer, print_every
 from unicomp.modalities.base import Modality
 from unicomp.release.corpus import CORPUS
@@ -114,6 +114,52 @@ def export(
         recipe.rate_key: {label: round(rate, 4) for label, rate in reached.items()},
     }
     return save_model(codec.model, dest, {"calibration": calibration})
+
+
+def add_rate(
+    recipe: Recipe,
+    card: Path,
+    label: str,
+    start: str,
+    name: str,
+    data: Path,
+    dest: Path,
+    command: str,
+) -> Path:
+    """A released model with one more rate ``label``, saved as model ``name`` in ``dest``;
+    calibrated and tuned on the train split ``data``.
+
+    The label is calibrated (core/calibration.py) from the model's point ``start``: its
+    latent gain, tables and generator, then a generator tuned at the weight found, as
+    an export calibrates its labels. The other points are unchanged, but the weights'
+    sha256 (in every file's header) is not, hence the new name: the old model keeps
+    decoding its files. A label below the lowest gives the lowest a rung beneath it
+    (core/file_rate.py): a file too detailed for that point at its own weight is coded
+    at a blend of the two instead of at a weight far from the one its generator knows.
+    """
+    model = load_model(card, recipe.modality.build_networks)
+    unit = recipe.modality.rate_unit
+    rates = sorted({*model.config.rates, label}, key=lambda rate: parse_rate(rate, unit))
+    model.config = dataclasses.replace(model.config, name=name, rates=rates)
+    model.card.pop("evaluation", None)  # measured on the model without the new label
+    material = recipe.calibration(data)
+    crops, _ = recipe.training_set(data, model.config.train.crop)
+    tuning = GeneratorTuning(
+        crops, recipe.tuning_steps, model.config.train.batch_size, half_precision=True
+    )
+    codec = Codec(recipe.modality, model)
+    starts = [model.point(start)]
+    reached = calibrate(
+        codec, material.signals, material.measured, label, tuning=tuning, starts=starts
+    )
+    added = {
+        "command": command,
+        "from": {"model": card.stem, "sha256": model.card["weights"]["sha256"], "point": start},
+        "data": material.data,
+        recipe.rate_key: round(reached, 4),
+        "tuned": label in _tuned_points(model, [model.point(start)]),
+    }
+    return save_model(model, dest, {"added_rate": {label: added}})
 
 
 def _tuned_points(model: Model, trained: list[OperatingPoint]) -> list[str]:
