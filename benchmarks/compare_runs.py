@@ -4,8 +4,8 @@
         BEFORE_OUT AFTER_OUT
 
 ``unicomp bench`` compares codecs within one run; this compares a codec across runs, from
-each run's per-item table (``<out>/<modality>-items.csv``), over the items and settings
-both runs coded. For every metric it prints the BD-rate of AFTER against BEFORE
+each run's per-item table (``<out>/<modality>-items.csv``), over the items both runs
+coded, each run at its own settings. For every metric it prints the BD-rate of AFTER against BEFORE
 (negative: AFTER needs that much less rate for the same quality), over all items and per
 group (the modality's ``bench_group``, e.g. speech's wideband and narrowband clips).
 """
@@ -51,20 +51,19 @@ def means(run: Run, items: list[str], settings: list[str], column: str) -> list[
 
 
 def group_bd(before: Run, after: Run, items: list[str], rate: str, metric: str) -> float:
-    """BD-rate of ``after`` against ``before`` in ``metric``, over the settings both coded
-    every one of ``items`` at, and the items that have the metric there (flat-region
-    PSNR is missing for photos without a flat block)."""
-    shared = set.intersection(*(set(before[i]) & set(after[i]) for i in items))
-    items = [
-        i for i in items if all(metric in run[i][s] for run in (before, after) for s in shared)
-    ]
-    settings = sorted(shared, key=lambda s: statistics.fmean(before[i][s][rate] for i in items))
-    return bd_rate(
-        means(before, items, settings, rate),
-        means(before, items, settings, metric),
-        means(after, items, settings, rate),
-        means(after, items, settings, metric),
-    )
+    """BD-rate of ``after`` against ``before`` in ``metric``: each run's curve over the
+    settings it coded every one of ``items`` at (two models may sweep different rates),
+    and the items that have the metric there (flat-region PSNR is missing for photos
+    without a flat block)."""
+    runs = (before, after)
+    own = [set.intersection(*(set(run[i]) for i in items)) for run in runs]
+    coded = list(zip(runs, own, strict=True))
+    items = [i for i in items if all(metric in run[i][s] for run, at in coded for s in at)]
+    curves = []
+    for run, settings in coded:
+        ordered = sorted(settings, key=lambda s: statistics.fmean(run[i][s][rate] for i in items))
+        curves += [means(run, items, ordered, rate), means(run, items, ordered, metric)]
+    return bd_rate(*curves)
 
 
 def _cell(before: Run, after: Run, items: list[str], rate: str, metric: str) -> str:

@@ -110,9 +110,26 @@ CASES = (
         "0.25bpp",
         "image-v1",
     ),
-    Case("image-v2-64x48", ".png", _photo_crop, _pixels, within_one_level),
-    Case("image-v2-64x48-0.06bpp", ".png", _photo_crop, _pixels, within_one_level, "0.06bpp"),
-    Case("image-v2-256x192-0.25bpp", ".png", _photo_256, _pixels, within_one_level, "0.25bpp"),
+    # image-v2, the default image model before image-v2.1: its files keep decoding.
+    Case("image-v2-64x48", ".png", _photo_crop, _pixels, within_one_level, model="image-v2"),
+    Case(
+        "image-v2-64x48-0.06bpp",
+        ".png",
+        _photo_crop,
+        _pixels,
+        within_one_level,
+        "0.06bpp",
+        "image-v2",
+    ),
+    Case(
+        "image-v2-256x192-0.25bpp",
+        ".png",
+        _photo_256,
+        _pixels,
+        within_one_level,
+        "0.25bpp",
+        "image-v2",
+    ),
     # speech-v1, the default speech model before speech-v2: its files keep decoding.
     Case("speech-1s", ".wav", _speech_second, _samples, within_snr, model="speech-v1"),
     Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps", "speech-v1"),
@@ -127,8 +144,16 @@ CASES = (
     # and without a refinement section.
     Case("speech-v2-1s-format3", ".wav", _speech_second, _samples, within_snr),
     Case(
-        "image-v2-256x192-0.25bpp-format3", ".png", _photo_256, _pixels, within_one_level, "0.25bpp"
+        "image-v2-256x192-0.25bpp-format3",
+        ".png",
+        _photo_256,
+        _pixels,
+        within_one_level,
+        "0.25bpp",
+        "image-v2",
     ),
+    # image-v2.1 (image-v2 with a point at 0.03 bpp): its new point.
+    Case("image-v2.1-256x192-0.03bpp", ".png", _photo_256, _pixels, within_one_level, "0.03bpp"),
 )
 
 
