@@ -189,7 +189,7 @@ def test_one_bundled_model_serves_every_rate_between_its_points(image: ImageModa
     assert all(image.default_model(rate) == DEFAULT_MODEL for rate in (None, "0.2bpp", *RATES))
     assert image.default_config().rates == list(RATES)
     codec = api.load_codec(modality="image")
-    assert codec.rate_range == (0.06, 0.25) and codec.default_rate == 0.12
+    assert codec.rate_range == (0.03, 0.25) and codec.default_rate == 0.12
 
 
 def test_image_is_a_builtin_modality_that_writes_png() -> None:
