@@ -12,13 +12,13 @@ Encoding runs on one torch thread at the default effort, as the bench's "unicomp
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 from unicomp.api import load_codec
+from unicomp.bench.summary import finite_mean
 from unicomp.core.data import find_files
 
 
@@ -43,10 +43,7 @@ def main() -> int:
             scores = "  ".join(f"{k} {v:.4g}" for k, v in row.items())
             print(f"{path.name:>24}  {codec.name:>12}  {scores}  ({report.operating_point})")
     for model, coded in rows.items():
-        means = {
-            key: statistics.fmean(v for row in coded if (v := row[key]) == v)  # NaN: none
-            for key in coded[0]
-        }
+        means = {key: finite_mean(row[key] for row in coded) for key in coded[0]}
         print(f"mean {codecs[model].name}: " + "  ".join(f"{k} {v:.4g}" for k, v in means.items()))
     return 0
 

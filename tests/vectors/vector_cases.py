@@ -95,6 +95,11 @@ def _samples(signal: Any) -> np.ndarray:
     return signal.samples
 
 
+def _image_v2(name: str, make: Callable[[Path], None], rate: str | None = None) -> Case:
+    """A PNG vector of image-v2, decoded within one level."""
+    return Case(name, ".png", make, _pixels, within_one_level, rate, "image-v2")
+
+
 CASES = (
     # image-v1, the default image model before image-v2: its files keep decoding.
     Case("image-64x48", ".png", _photo_crop, _pixels, within_one_level, model="image-v1"),
@@ -111,25 +116,9 @@ CASES = (
         "image-v1",
     ),
     # image-v2, the default image model before image-v2.1: its files keep decoding.
-    Case("image-v2-64x48", ".png", _photo_crop, _pixels, within_one_level, model="image-v2"),
-    Case(
-        "image-v2-64x48-0.06bpp",
-        ".png",
-        _photo_crop,
-        _pixels,
-        within_one_level,
-        "0.06bpp",
-        "image-v2",
-    ),
-    Case(
-        "image-v2-256x192-0.25bpp",
-        ".png",
-        _photo_256,
-        _pixels,
-        within_one_level,
-        "0.25bpp",
-        "image-v2",
-    ),
+    _image_v2("image-v2-64x48", _photo_crop),
+    _image_v2("image-v2-64x48-0.06bpp", _photo_crop, "0.06bpp"),
+    _image_v2("image-v2-256x192-0.25bpp", _photo_256, "0.25bpp"),
     # speech-v1, the default speech model before speech-v2: its files keep decoding.
     Case("speech-1s", ".wav", _speech_second, _samples, within_snr, model="speech-v1"),
     Case("speech-1s-1kbps", ".wav", _speech_second, _samples, within_snr, "1kbps", "speech-v1"),
@@ -143,15 +132,7 @@ CASES = (
     # since 2026-12-02: the coder in a byte, a refinement length in every file), with
     # and without a refinement section.
     Case("speech-v2-1s-format3", ".wav", _speech_second, _samples, within_snr),
-    Case(
-        "image-v2-256x192-0.25bpp-format3",
-        ".png",
-        _photo_256,
-        _pixels,
-        within_one_level,
-        "0.25bpp",
-        "image-v2",
-    ),
+    _image_v2("image-v2-256x192-0.25bpp-format3", _photo_256, "0.25bpp"),
     # image-v2.1 (image-v2 with a point at 0.03 bpp): its new point.
     Case("image-v2.1-256x192-0.03bpp", ".png", _photo_256, _pixels, within_one_level, "0.03bpp"),
 )

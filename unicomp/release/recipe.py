@@ -89,10 +89,7 @@ def export(
         if point.latent_gain is not None:
             point.latent_gain = point.latent_gain.half().float()
     material = recipe.calibration(data)
-    crops, _ = recipe.training_set(data, model.config.train.crop)
-    tuning = GeneratorTuning(
-        crops, recipe.tuning_steps, model.config.train.batch_size, half_precision=True
-    )
+    tuning = _generator_tuning(recipe, data, model.config)
     print(f"calibrating on {len(material.signals)} train signals", flush=True)
     codec = Codec(recipe.modality, model)
     reached = calibrate_points(
@@ -105,7 +102,7 @@ def export(
         "entropy_coding": "context tables (core/context_coding.py) fitted on each point's"
         " projected indices of all of them",
         "generator_tuning": {
-            "crops": f"{len(crops)} training signals, crops of {model.config.train.crop}",
+            "crops": f"{len(tuning.dataset)} training signals, crops of {model.config.train.crop}",
             "steps": tuning.steps,
             "batch_size": tuning.batch_size,
             "learning_rate": tuning.learning_rate,
@@ -143,23 +140,28 @@ def add_rate(
     model.config = dataclasses.replace(model.config, name=name, rates=rates)
     model.card.pop("evaluation", None)  # measured on the model without the new label
     material = recipe.calibration(data)
-    crops, _ = recipe.training_set(data, model.config.train.crop)
-    tuning = GeneratorTuning(
-        crops, recipe.tuning_steps, model.config.train.batch_size, half_precision=True
-    )
+    tuning = _generator_tuning(recipe, data, model.config)
     codec = Codec(recipe.modality, model)
-    starts = [model.point(start)]
+    origin = model.point(start)
     reached = calibrate(
-        codec, material.signals, material.measured, label, tuning=tuning, starts=starts
+        codec, material.signals, material.measured, label, tuning=tuning, starts=[origin]
     )
     added = {
         "command": command,
         "from": {"model": card.stem, "sha256": model.card["weights"]["sha256"], "point": start},
         "data": material.data,
         recipe.rate_key: round(reached, 4),
-        "tuned": label in _tuned_points(model, [model.point(start)]),
+        # calibrate keeps the start's generator unless tuning lowered the distortion
+        "tuned": model.point(label).generator is not origin.generator,
     }
     return save_model(model, dest, {"added_rate": {label: added}})
+
+
+def _generator_tuning(recipe: Recipe, data: Path, config: ModelConfig) -> GeneratorTuning:
+    """Each calibrated point's generator tuning: on crops of the train split ``data``,
+    rounded to the float16 values the release stores."""
+    crops, _ = recipe.training_set(data, config.train.crop)
+    return GeneratorTuning(crops, recipe.tuning_steps, config.train.batch_size, half_precision=True)
 
 
 def _tuned_points(model: Model, trained: list[OperatingPoint]) -> list[str]:
