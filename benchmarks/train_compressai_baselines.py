@@ -53,6 +53,7 @@ from safetensors.torch import load_file, save_file
 
 from unicomp.atomic import atomic_output
 from unicomp.core.checkpoint import load_state, save_state, sha256_file
+from unicomp.core.config import TrainConfig
 from unicomp.core.data import BatchSchedule, CropDataset
 from unicomp.plugins.baselines.learned_image import (
     ARCHITECTURES,
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"qualities must be among {sorted(LAMBDAS)}")
     torch.set_num_threads(args.threads)
     (checkpoint_dir() / "runs").mkdir(parents=True, exist_ok=True)
-    dataset, _ = training_set(args.data, [args.crop, args.crop])
+    dataset, _ = training_set(args.data, TrainConfig(crop=[args.crop, args.crop]))
     print(f"{len(dataset)} train images from {args.data}; checkpoints in {checkpoint_dir()}")
     for architecture in args.architectures:
         for quality in args.qualities:

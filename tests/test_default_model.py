@@ -17,7 +17,7 @@ from unicomp_sensor.modality import SensorModality
 from unicomp.core.calibration import measure
 from unicomp.core.checkpoint import load_model
 from unicomp.core.codec import Codec
-from unicomp.core.config import ModelConfig
+from unicomp.core.config import ModelConfig, TrainConfig
 from unicomp.core.data import CropDataset, find_files
 from unicomp.core.points import parse_rate
 from unicomp.release.recipe import Calibration, Recipe, add_rate, main
@@ -35,9 +35,9 @@ class ShortSensor(SensorModality):
 
 
 def sensor_recipe(modality: ShortSensor) -> Recipe:
-    def training_set(folder: Path, crop: list[int]) -> tuple[CropDataset, dict[str, Any]]:
+    def training_set(folder: Path, train: TrainConfig) -> tuple[CropDataset, dict[str, Any]]:
         tensors = [modality.analysis(modality.load(p))[0] for p in find_files(modality, folder)]
-        return CropDataset(tensors, crop), {"items": len(tensors)}
+        return CropDataset(tensors, train.crop), {"items": len(tensors)}
 
     def calibration(folder: Path) -> Calibration:
         signals = [modality.load(p) for p in find_files(modality, folder)][:6]

@@ -154,6 +154,10 @@ class TrainConfig:
     ``max_downscale`` > 1 shows crops at random scales down to 1/max_downscale
     (core/data.py): for photos far larger than the signals the model will code.
 
+    ``speed_factors`` adds a copy of every speech prompt played that many times faster
+    (speed perturbation): its pitch and formants move with the speed, as another
+    speaker's voice would sit. Only the speech release recipe (release/speech.py) reads it.
+
     ``centered_gains`` makes each channel's log gains sum to zero over the points
     (core/trainer.py, PointGains), so that they cannot trade with the encoder's output
     scale. Free, in image-v2's run 3 the encoder's output shrank until three of its four
@@ -179,6 +183,7 @@ class TrainConfig:
     rate_weights: list[float] = field(default_factory=list)
     rate_targets: list[float] = field(default_factory=list)
     max_downscale: float = 1.0
+    speed_factors: list[float] = field(default_factory=list)
     centered_gains: bool = True
     adversarial_start: int = 0
     checkpoint_every: int = 200
@@ -193,6 +198,8 @@ class TrainConfig:
             )
         if any(not target > 0 for target in self.rate_targets):
             raise UsageError(f"rate_targets must be positive, got {self.rate_targets}")
+        if any(not 0.5 <= factor <= 2.0 for factor in self.speed_factors):
+            raise UsageError(f"speed_factors must lie between 0.5 and 2, got {self.speed_factors}")
 
     @property
     def total_steps(self) -> int:

@@ -920,6 +920,8 @@ def train(
     hardware = hardware or Hardware()
     if config.modality != modality.name:
         raise InputError(f"config is for modality {config.modality!r}, not {modality.name!r}")
+    if config.train.speed_factors:
+        raise UsageError("speed_factors is read only by benchmarks/train_speech.py's recipe")
     dataset = CropDataset.from_folder(modality, data_dir, config.train.crop)
     data: dict[str, Any] = {"folder": str(data_dir), "items": len(dataset)}
     if dataset.excluded:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from unicomp.core.config import TrainConfig
 from unicomp.core.data import CropDataset, find_files
 from unicomp.errors import InputError
 from unicomp.modalities.image.io import ImageSignal
@@ -31,9 +32,9 @@ TYPICAL_SIDE = 768
 CORRECTION_IMAGES = 4
 
 
-def training_set(folder: Path, crop: list[int]) -> tuple[CropDataset, dict[str, Any]]:
+def training_set(folder: Path, train: TrainConfig) -> tuple[CropDataset, dict[str, Any]]:
     """Analysed training images, and a card entry naming those the modality refuses."""
-    dataset = CropDataset.from_folder(ImageModality(), folder, crop)
+    dataset = CropDataset.from_folder(ImageModality(), folder, train.crop)
     for name, reason in dataset.excluded.items():
         print(f"left out {name}: {reason}", flush=True)
     return dataset, {

@@ -24,7 +24,7 @@ import torch
 from unicomp.core.calibration import calibrate, calibrate_points
 from unicomp.core.checkpoint import Model, load_model, round_to_half, save_model
 from unicomp.core.codec import Codec
-from unicomp.core.config import ModelConfig, load_overrides, merge
+from unicomp.core.config import ModelConfig, TrainConfig, load_overrides, merge
 from unicomp.core.data import CropDataset
 from unicomp.core.devices import check_precision, resolve_device
 from unicomp.core.point_tuning import GeneratorTuning
@@ -55,8 +55,8 @@ class Recipe:
     modality: Modality
     script: str
     default_rate: str
-    #: ``(data folder, crop) -> (dataset, card entries describing the data)``
-    training_set: Callable[[Path, list[int]], tuple[CropDataset, dict[str, Any]]]
+    #: ``(data folder, training settings) -> (dataset, card entries describing the data)``
+    training_set: Callable[[Path, TrainConfig], tuple[CropDataset, dict[str, Any]]]
     calibration: Callable[[Path], Calibration]
     #: the card key of the calibrated mean rates, e.g. "mean_bpp"
     rate_key: str
@@ -160,7 +160,7 @@ def add_rate(
 def _generator_tuning(recipe: Recipe, data: Path, config: ModelConfig) -> GeneratorTuning:
     """Each calibrated point's generator tuning: on crops of the train split ``data``,
     rounded to the float16 values the release stores."""
-    crops, _ = recipe.training_set(data, config.train.crop)
+    crops, _ = recipe.training_set(data, config.train)
     return GeneratorTuning(crops, recipe.tuning_steps, config.train.batch_size, half_precision=True)
 
 
@@ -220,7 +220,7 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> int:
         exported = export(recipe, run, args.data, args.weights, command, config)
         print(f"exported {exported}", flush=True)
         return 0
-    dataset, data_card = recipe.training_set(args.data, config.train.crop)
+    dataset, data_card = recipe.training_set(args.data, config.train)
     card = {"data": data_card, "training": {"command": command, "data": str(args.data)}}
     device = resolve_device(args.device)
     hardware = Hardware(device, check_precision(args.precision, device), args.loader_workers)

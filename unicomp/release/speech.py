@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from unicomp.core.config import TrainConfig
 from unicomp.core.data import CropDataset, find_files
 from unicomp.modalities.speech.modality import (
     DEFAULT_RATE,
@@ -30,25 +31,39 @@ CLIP_SECONDS = 10.0
 NARROWBAND_EVERY = 2
 
 
-def training_set(folder: Path, crop: list[int]) -> tuple[CropDataset, dict[str, Any]]:
-    """Every prompt of ``folder`` as analysed, plus band-limited (8 kHz) copies of some."""
+def training_set(folder: Path, train: TrainConfig) -> tuple[CropDataset, dict[str, Any]]:
+    """Every prompt of ``folder`` as analysed, plus band-limited (8 kHz) copies of some and
+    a copy of every prompt at each of ``train.speed_factors``."""
     modality, tensors = SpeechModality(), []
     for index, path in enumerate(find_files(modality, folder)):
         signal = modality.load(path)
         tensors.append(modality.analysis(signal)[0])
         if index % NARROWBAND_EVERY == 0:
             tensors.append(modality.analysis(narrowband(signal))[0])
-    dataset = CropDataset(tensors, crop)
-    return dataset, {
+        for factor in train.speed_factors:
+            tensors.append(modality.analysis(faster(signal, factor))[0])
+    dataset = CropDataset(tensors, train.crop)
+    card: dict[str, Any] = {
         "folder": str(folder),
         "items": len(dataset),
         "narrowband_copies": f"an 8 kHz copy of 1 prompt in {NARROWBAND_EVERY}",
     }
+    if train.speed_factors:
+        card["speed_copies"] = f"a copy of every prompt at speeds {train.speed_factors}"
+    return dataset, card
 
 
 def narrowband(signal: SpeechSignal) -> SpeechSignal:
     """The signal as an 8 kHz recording (telephone band) would carry it."""
     return SpeechSignal(signal.mono(8000)[:, None], 8000)
+
+
+def faster(signal: SpeechSignal, factor: float) -> SpeechSignal:
+    """The signal played ``factor`` times faster: shorter, with pitch and formants ``factor``
+    times higher, as a speaker with a shorter vocal tract would sound (the speed
+    perturbation of Ko et al., Interspeech 2015)."""
+    slowed_rate = round(signal.sample_rate / factor)
+    return SpeechSignal(signal.mono(slowed_rate)[:, None], signal.sample_rate)
 
 
 def train_clips(data_dir: Path, per_folder: int = CLIPS_PER_FOLDER) -> list[SpeechSignal]:
