@@ -230,11 +230,50 @@ def test_a_run_grows_residual_blocks_from_a_model_and_cannot_shrink_them(
     assert card["training"]["started_from"]["model"] == released.name
     # A model cannot start a run with fewer blocks or other widths.
     grown = load_model(card_path, sensor.build_networks)
-    with pytest.raises(UsageError, match="only 'residual_blocks' may grow"):
+    with pytest.raises(UsageError, match="only residual_blocks and latent_channels may grow"):
         Trainer(sensor, base, dataset, tmp_path / "shrunk").start_from(grown)
     wider = merge(deeper, {"network": {"widths": [w + 1 for w in deeper.network["widths"]]}})
     with pytest.raises(UsageError, match="other networks"):
         Trainer(sensor, wider, dataset, tmp_path / "wider").start_from(released)
+
+
+def test_a_run_widens_the_latent_of_a_model_and_starts_on_its_function(
+    sensor, sensor_data: Path, sensor_model: Path, tmp_path: Path
+) -> None:
+    gained = load_model(sensor_model, sensor.build_networks)
+    point = gained.point()
+    base = tiny_config(sensor, **{**SHORT, "float_steps": 0, "soft_steps": 0})
+    channels = int(base.network["latent_channels"])
+    wider = merge(base, {"network": {"latent_channels": channels + 3}})
+    dataset = CropDataset.from_folder(sensor, sensor_data, wider.train.crop)
+    run = Trainer(sensor, wider, dataset, tmp_path / "wider")
+    run.start_from(gained)
+    signal = dataset.sample(0, torch.Generator().manual_seed(0)).unsqueeze(0)
+    with torch.no_grad():
+        latent = run.autoencoder.encoder(signal)
+        # The model's channels first, as its default point scaled them; the new ones
+        # carry something from the start.
+        assert latent.shape[1] == channels + 3
+        expected = point.latents(gained.encoder(signal))
+        assert torch.allclose(latent[:, :channels], expected, rtol=1e-4, atol=1e-4)
+        assert latent[:, channels:].abs().amax() > 0
+        # The generator ignores the new channels until it learns to use them.
+        noise = torch.Generator().manual_seed(1)
+        old = torch.randn(expected.shape, generator=noise)
+        new = torch.randn((1, 3, *expected.shape[2:]), generator=noise)
+        assert torch.allclose(
+            run.autoencoder.generator(torch.cat([old, new], dim=1)),
+            point.generator(old),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+    card = read_card(run.run())
+    assert card["config"]["network"]["latent_channels"] == channels + 3
+    assert card["training"]["started_from"]["model"] == gained.name
+    # Fewer channels than the model's cannot start from it.
+    narrower = merge(base, {"network": {"latent_channels": channels - 1}})
+    with pytest.raises(UsageError, match="other networks"):
+        Trainer(sensor, narrower, dataset, tmp_path / "narrower").start_from(gained)
 
 
 def test_bf16_trains_under_autocast_with_float32_losses_and_centers(

@@ -172,12 +172,14 @@ def build_generator(spec: ConvStackSpec) -> nn.Sequential:
 
 def grow_stack(target: nn.Module, source: nn.Module) -> None:
     """Load ``source``'s weights into ``target``, the same encoder or generator with at
-    least as many residual blocks per stage, so that a deeper network can start from a
-    trained one instead of from random weights.
+    least as many residual blocks per stage and latent channels, so that a larger
+    network can start from a trained one instead of from random weights.
 
     Each stage's extra blocks follow the trained ones with a zero residual branch: they
     then only re-apply their activation (LeakyReLU shrinks negative values once more),
-    so the grown stack starts near the source's function, not on it.
+    so a deeper stack starts near the source's function, not on it. Extra latent
+    channels start as :func:`_load_widened` leaves them: a wider generator ignores them
+    until it learns to use them, and a wider encoder fills them from the start.
     """
     if not isinstance(target, nn.Sequential) or not isinstance(source, nn.Sequential):
         raise ValueError("only layer stacks (nn.Sequential) can grow")
@@ -188,10 +190,37 @@ def grow_stack(target: nn.Module, source: nn.Module) -> None:
         if type(grown[0]) is not type(trained[0]) or len(grown) < len(trained):
             raise ValueError("the two stacks have different layers")
         for layer, weights in zip(grown, trained, strict=False):
-            layer.load_state_dict(weights.state_dict())
+            _load_widened(layer, weights)
         for block in grown[len(trained) :]:
             assert isinstance(block, ResidualBlock)
             block.zero_branch()
+
+
+def _load_widened(layer: nn.Module, trained: nn.Module) -> None:
+    """Load ``trained``'s weights into ``layer``, the same layer or a full convolution
+    with more input or output channels. The trained weights fill the leading channels;
+    extra input channels get zero weights, so that the layer computes what the trained
+    one did whatever they hold, and extra output channels keep their initialisation,
+    so that they carry something for the next layer to learn from."""
+    grown_state, trained_state = layer.state_dict(), trained.state_dict()
+    # A full convolution may grow in its output and input channels, its first two axes.
+    growing = 2 if isinstance(layer, nn.Conv1d | nn.Conv2d) and layer.groups == 1 else 0
+    if grown_state.keys() != trained_state.keys():
+        raise ValueError("the two stacks have different layers")
+    state = {}
+    for name, weights in trained_state.items():
+        grown = grown_state[name].clone()
+        if (
+            grown.dim() != weights.dim()
+            or grown.shape[growing:] != weights.shape[growing:]
+            or any(g < w for g, w in zip(grown.shape[:growing], weights.shape, strict=False))
+        ):
+            raise ValueError("the two stacks have different layers")
+        if name == "weight" and growing:
+            grown[:, weights.shape[1] :] = 0
+        grown[tuple(slice(0, size) for size in weights.shape)] = weights
+        state[name] = grown
+    layer.load_state_dict(state)
 
 
 def _stages(stack: nn.Sequential) -> list[list[nn.Module]]:

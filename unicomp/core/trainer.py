@@ -19,6 +19,7 @@ the process group on every exit (:func:`process_group`), and a job torchrun rest
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -85,8 +86,8 @@ GAIN_EXPONENT = 0.3
 #: 9300 in image-v2's run 2, the commitment loss spiked to 7400, and the model collapsed
 #: near step 5800.
 GAIN_BOUND = 16.0
-#: The one network setting a run may raise above its start model's (:func:`grow_stack`).
-GROWABLE = "residual_blocks"
+#: The network settings a run may raise above its start model's (:func:`grow_stack`).
+GROWABLE = ("residual_blocks", "latent_channels")
 
 
 class PointGains(nn.Module):
@@ -465,42 +466,28 @@ class Trainer:
         (:func:`fold_output_gain`). Only the weights carry over: the discriminator,
         the optimizers and the index statistics start afresh, and the run's config (its
         phases, rate, learning rate) is this trainer's, whose networks and alphabet must
-        be the model's, except for more residual blocks, added with a zero branch
-        (:func:`grow_stack`): a deeper model grown from a released one. The start is
+        be the model's, except for more residual blocks or latent channels
+        (:func:`grow_stack`): a larger model grown from a released one. The start is
         saved as the run's first checkpoint, so that ``resume`` continues from it, not
         from scratch."""
         if self.step or self.restorable:
             raise UsageError("only a new run can start from a model")
-        grows = _grows(model.config.network, self.config.network)
         centers = model.config.quantizer.num_centers
-        if grows is None or centers != self.config.quantizer.num_centers:
+        if not _can_grow(model.config.network, self.config.network) or (
+            centers != self.config.quantizer.num_centers
+        ):
             raise UsageError(
                 f"model {model.name!r} has other networks or centers than the run's config"
-                f" (only {GROWABLE!r} may grow)"
+                f" (only {' and '.join(GROWABLE)} may grow)"
             )
-        point = model.point()
-        generator, input_gain = point.generator, None
-        if isinstance(generator, GainedGenerator):
-            input_gain = generator.input_gain.detach()
-            generator = generator.body
-        encoder = self.autoencoder.encoder
+        try:
+            encoder, generator = _default_point_networks(model)
+        except ValueError as error:
+            raise UsageError(f"model {model.name!r} scales its latents, and {error}") from None
         with torch.no_grad():
-            if grows:
-                grow_stack(encoder, model.encoder)
-                grow_stack(self.autoencoder.generator, generator)
-            else:
-                encoder.load_state_dict(model.encoder.state_dict())
-                self.autoencoder.generator.load_state_dict(generator.state_dict())
+            grow_stack(self.autoencoder.encoder, encoder)
+            grow_stack(self.autoencoder.generator, generator)
             self.autoencoder.quantizer.centers.copy_(model.quantizer.centers)
-            # A gained model's default point becomes the networks' own, from which the
-            # run's points (its config's) spread as in any run.
-            try:
-                if point.latent_gain is not None:
-                    fold_output_gain(encoder, point.latent_gain)
-                if input_gain is not None:
-                    fold_input_gain(self.autoencoder.generator, input_gain)
-            except ValueError as error:
-                raise UsageError(f"model {model.name!r} scales its latents, and {error}") from None
         self.centers_initialised = True
         self.started_from = {
             "model": model.name,
@@ -941,17 +928,36 @@ def train(
         return trainer.run(stop_at=stop_at, on_step=on_step)
 
 
-def _grows(start: dict[str, Any], run: dict[str, Any]) -> bool | None:
-    """Whether a run of network ``run`` starting from one of network ``start`` grows it
-    (False: the same networks); None when it cannot start from it."""
-    if {**start, GROWABLE: None} != {**run, GROWABLE: None}:
-        return None
-    before, after = start.get(GROWABLE), run.get(GROWABLE)
-    if before == after:
+def _can_grow(start: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Whether a run of network ``run`` can start from one of network ``start``: the same
+    networks, or with more of what :data:`GROWABLE` names."""
+    unchanged = {key: None for key in GROWABLE}
+    if {**start, **unchanged} != {**run, **unchanged}:
         return False
-    if isinstance(before, int) and isinstance(after, int) and after > before:
-        return True
-    return None
+    for key in GROWABLE:
+        before, after = start.get(key), run.get(key)
+        grows = isinstance(before, int) and isinstance(after, int) and after > before
+        if before != after and not grows:
+            return False
+    return True
+
+
+def _default_point_networks(model: Model) -> tuple[nn.Module, nn.Module]:
+    """Copies of ``model``'s encoder and default point's generator that compute, without
+    gains, what that point computes with them (its gains baked into their weights by
+    :func:`fold_output_gain` and :func:`fold_input_gain`): where a run starts from."""
+    point = model.point()
+    encoder, generator = copy.deepcopy(model.encoder), point.generator
+    input_gain = None
+    if isinstance(generator, GainedGenerator):
+        input_gain, generator = generator.input_gain.detach(), generator.body
+    generator = copy.deepcopy(generator)
+    with torch.no_grad():
+        if point.latent_gain is not None:
+            fold_output_gain(encoder, point.latent_gain)
+        if input_gain is not None:
+            fold_input_gain(generator, input_gain)
+    return encoder, generator
 
 
 def _latent_channels(encoder: nn.Module, dataset: CropDataset) -> int:
