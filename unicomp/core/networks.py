@@ -182,7 +182,9 @@ def grow_stack(target: nn.Module, source: nn.Module) -> None:
     until it learns to use them, and a wider encoder fills them from the start.
     """
     if not isinstance(target, nn.Sequential) or not isinstance(source, nn.Sequential):
-        raise ValueError("only layer stacks (nn.Sequential) can grow")
+        # A plugin's network that is not a layer stack cannot grow, only load as it is.
+        target.load_state_dict(source.state_dict())
+        return
     target_groups, source_groups = _stages(target), _stages(source)
     if len(target_groups) != len(source_groups):
         raise ValueError("the two stacks have different layers")
