@@ -12,6 +12,7 @@ import pytest
 from conftest import run_cli, write_csv
 from unicomp_sensor.synthetic import synthetic_reading
 
+from unicomp import cli as cli_module
 from unicomp.cli import main
 from unicomp.core.checkpoint import read_card
 from unicomp.errors import InputError
@@ -271,3 +272,16 @@ def test_decoding_with_another_model_names_both(
     assert result.returncode == 5
     assert "sensor-default" in result.stderr and "sensor-other" in result.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_ctrl_c_before_typer_guards_the_command_exits_1_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def pressed_during_start_up() -> None:  # as while typer builds the command
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "app", pressed_during_start_up)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip() == "interrupted"

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -643,8 +643,9 @@ def main() -> None:
     except SystemExit as done:
         if done.code != TYPER_INTERRUPTED:
             raise
-        err.print("interrupted", highlight=False)
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted()
+    except KeyboardInterrupt:  # Ctrl-C outside the command typer guards (its set-up, exit)
+        _interrupted()
     except UnicompError as error:
         if debug:
             raise
@@ -660,6 +661,11 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(INTERNAL_EXIT_CODE)
+
+
+def _interrupted() -> NoReturn:
+    err.print("interrupted", highlight=False)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _rank() -> str:
