@@ -1,7 +1,9 @@
 """Tune speech coding for listeners on train clips: the latent search's envelope weight
-(modality.SEARCH_ENVELOPE_WEIGHT) and the decoder's post-filter (POSTFILTER_PERCENT).
+(modality.SEARCH_ENVELOPE_WEIGHT) and length, and the decoder's post-filter
+(POSTFILTER_PERCENT).
 
-Each clip is coded once per rate and ``--envelope-weights`` value; the file is then
+Each clip is coded once per rate, ``--envelope-weights`` value and ``--iterations``
+value (search steps; 0 sends the encoder's output, none the model's own); the file is then
 decoded with every ``--percents`` value written into its side info ``pf`` (how much
 farther each mel band moves from its mean), and PESQ-WB, PESQ-NB and STOI are averaged
 per rate, weight and percent. The clips are
@@ -11,6 +13,7 @@ resampled to 8 kHz, as a telephone recording arrives.
 
     .venv/bin/python benchmarks/speech_tuning.py --rates 2 1 --percents 0 5 10 15 20
     .venv/bin/python benchmarks/speech_tuning.py --rates 2 --envelope-weights 0 0.5 2 --percents 10
+    .venv/bin/python benchmarks/speech_tuning.py --rates 2 --iterations 0 40 120 --percents 10
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--envelope-weights", nargs="+", type=float, default=[SEARCH_ENVELOPE_WEIGHT]
     )
+    parser.add_argument(
+        "--iterations", nargs="+", type=int, default=[None], help="default: the model's own"
+    )
     parser.add_argument("--clips", nargs="+", type=Path, help="default: see the docstring")
     parser.add_argument("--narrowband", action="store_true", help="code the clips at 8 kHz")
     args = parser.parse_args(argv)
@@ -71,12 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(speech, SpeechModality), f"{args.model} is no speech model"
     clips = args.clips or default_clips()
     settings = [
-        (rate, weight, percent)
+        (rate, weight, iterations, percent)
         for rate in args.rates
         for weight in args.envelope_weights
+        for iterations in args.iterations
         for percent in args.percents
     ]
-    scores: dict[tuple[float, float, int], list[list[float]]] = {key: [] for key in settings}
+    scores: dict[tuple[float, float, int | None, int], list[list[float]]] = {
+        key: [] for key in settings
+    }
     for clip in clips:
         signal = speech.load(clip)
         if args.narrowband:
@@ -85,19 +94,23 @@ def main(argv: list[str] | None = None) -> int:
         for rate in args.rates:
             for weight in args.envelope_weights:
                 speech.envelope_weight = weight
-                data, _ = codec.encode(signal, rate=rate)
-                for percent in args.percents:
-                    decoded = codec.decode(with_postfilter(data, percent))
-                    found = speech.metrics(signal, decoded)
-                    scores[rate, weight, percent].append([found[m] for m in METRICS])
+                for iterations in args.iterations:
+                    data, _ = codec.encode(signal, rate=rate, admm_iterations=iterations)
+                    for percent in args.percents:
+                        decoded = codec.decode(with_postfilter(data, percent))
+                        found = speech.metrics(signal, decoded)
+                        key = rate, weight, iterations, percent
+                        scores[key].append([found[m] for m in METRICS])
         print(f"{clip.parent.name}/{clip.name} done", file=sys.stderr, flush=True)
     print(f"{len(clips)} clips, model {args.model}, mean {' / '.join(METRICS)}")
-    print("| kbit/s | envelope weight | post-filter % | " + " | ".join(METRICS) + " |")
-    print("| --- | --- | --- |" + " --- |" * len(METRICS))
-    for (rate, weight, percent), rows in scores.items():
+    columns = ("kbit/s", "envelope weight", "search steps", "post-filter %", *METRICS)
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    for (rate, weight, iterations, percent), rows in scores.items():
         means = np.nanmean(np.array(rows), axis=0)
         cells = " | ".join(f"{v:.3f}" for v in means)
-        print(f"| {rate:g} | {weight:g} | {percent} | {cells} |")
+        steps = "model's" if iterations is None else iterations
+        print(f"| {rate:g} | {weight:g} | {steps} | {percent} | {cells} |")
     return 0
 
 

@@ -13,7 +13,6 @@ from safetensors.torch import load_file, save_file
 
 from unicomp.core.blends import blend, blend_label
 from unicomp.core.calibration import (
-    LOWER_START_MARGIN,
     START_MARGIN,
     calibrate,
     calibrate_points,
@@ -200,18 +199,18 @@ def test_a_blend_of_gained_points_mixes_their_gains(sensor, sensor_model: Path) 
 
 
 def test_a_label_is_tried_from_the_lowest_trained_points_with_room_above_it() -> None:
-    """The top label needs a wide margin (no rung above it); a lower one only points a
-    little above it, the two lowest of them (calibration keeps the better)."""
+    """A point barely above a label (weight near 0) is not tried; of those with room,
+    the two lowest are (calibration keeps the better)."""
     points = [_gained_point(name, 1.0) for name in ("low", "middle", "high")]
     trained = list(zip([0.066, 0.148, 0.36], points, strict=True))
 
-    def labels(target: float, margin: float) -> list[str | None]:
-        return [point.label for point in start_points(trained, target, margin)]
+    def labels(target: float) -> list[str | None]:
+        return [point.label for point in start_points(trained, target)]
 
-    assert labels(0.06, LOWER_START_MARGIN) == ["low", "middle"]  # the two lowest
-    assert labels(0.06, START_MARGIN) == ["middle", "high"]
-    assert labels(0.25, START_MARGIN) == ["high"]
-    assert labels(0.5, START_MARGIN) == ["high"]  # none reaches: the top
+    assert labels(0.05) == ["low", "middle"]  # the two lowest
+    assert labels(0.06) == ["middle", "high"]  # 0.066 bpp is too close to 0.06
+    assert labels(0.25) == ["high"]
+    assert labels(0.5) == ["high"]  # none reaches: the top
 
 
 def _gained_point(label: str, gain: float) -> OperatingPoint:

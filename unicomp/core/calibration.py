@@ -32,15 +32,16 @@ from unicomp.core.points import OperatingPoint, parse_rate
 from unicomp.core.rate_control import find_operating_point, fit_point_context_tables
 from unicomp.errors import UsageError
 
-#: The model's highest label is calibrated from a trained point whose mean rate with no
-#: rate term is at least this many times the label's: files of one point spread 20 %
-#: either side of its mean, and a file asked for the top rate has no rung above it
-#: (core/file_rate.py), so it must be reachable at the point's own weight 0.
+#: Every label is calibrated from trained points whose mean rate with no rate term is at
+#: least this many times the label's: files of one point spread 20 % either side of its
+#: mean, so a point barely above a label lands it at a weight near 0, with no room to
+#: code a detailed file below it at its own generator. For the top label, which has no
+#: rung above it (core/file_rate.py), a file below the mean must also reach it at weight
+#: 0. Lower labels once took 1.05: image-v2's 0.06bpp then kept its 0.15 bpp start over
+#: its 0.066 one anyway (1.7 dB more on the evaluate photos), and image-v4's took its
+#: 0.064 bpp point at weight 3.5e-5, five decades from the 0.03bpp point's, and coded
+#: photos between them up to 2.5 dB below image-v2.1 (benchmarks/README.md, "image-v4").
 START_MARGIN = 1.25
-#: A lower label only needs its trained point above it, where a small rate weight lands
-#: it: a file its point cannot fill climbs to the blends above. With START_MARGIN there
-#: too, image-v2's point trained at 0.066 bpp could not even be tried for 0.06bpp.
-LOWER_START_MARGIN = 1.05
 #: A label is calibrated from each of up to this many trained points, the lowest that
 #: reach it first, and keeps the one whose files it codes with the least distortion. The
 #: nearest point is not always the best: on image-v2's train photos, 0.12bpp from its
@@ -238,13 +239,13 @@ def _trained_rates(
 
 
 def start_points(
-    trained: Sequence[tuple[float, OperatingPoint]], target: float, margin: float
+    trained: Sequence[tuple[float, OperatingPoint]], target: float
 ) -> list[OperatingPoint]:
     """Of the ``trained`` (rate with no rate term, point) pairs, those to calibrate a
-    label of rate ``target`` from: the MAX_STARTS lowest rates at least ``margin`` times
+    label of rate ``target`` from: the MAX_STARTS lowest rates at least START_MARGIN times
     the target, or the highest rate if none is."""
     by_rate = sorted(trained, key=lambda item: item[0])
-    reaching = [point for rate, point in by_rate if rate >= margin * target]
+    reaching = [point for rate, point in by_rate if rate >= START_MARGIN * target]
     return reaching[:MAX_STARTS] or [by_rate[-1][1]]
 
 
@@ -278,9 +279,8 @@ def calibrate_points(
 
     Every point is fitted from a trained point's tables (and tuned from its generator):
     of the MAX_STARTS whose files, coded with no rate term, are the smallest that still
-    exceed the label by START_MARGIN for the highest label and LOWER_START_MARGIN for
-    the others (the largest if none does, as a rate term only lowers a rate), the one
-    that codes the label with the least distortion.
+    exceed the label by START_MARGIN (the largest if none does, as a rate term only
+    lowers a rate), the one that codes the label with the least distortion.
     At the end the ``default_label`` point becomes the default, the trained points go,
     and the points that kept the training generator decode with the default point's, as
     a file at any point did before points had generators of their own.
@@ -291,11 +291,8 @@ def calibrate_points(
     trained_rates = _trained_rates(codec, measured_on, log)
     reached: dict[str, float] = {}
     unit = codec.modality.rate_unit
-    highest = max((parse_rate(label, unit) for label in model.config.rates), default=0.0)
     for label in model.config.rates:
-        rate = parse_rate(label, unit)
-        margin = START_MARGIN if rate == highest else LOWER_START_MARGIN
-        starts = start_points(trained_rates, rate, margin)
+        starts = start_points(trained_rates, parse_rate(label, unit))
         reached[label] = calibrate(codec, signals, measured_on, label, log, tuning, starts)
     model.set_point(model.point(default_label), default=True)
     for trained_label in trained:
