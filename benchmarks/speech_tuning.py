@@ -6,7 +6,7 @@ Each clip is coded once per rate, ``--envelope-weights`` value and ``--iteration
 value (search steps; 0 sends the encoder's output, none the model's own); the file is then
 decoded with every ``--percents`` value written into its side info ``pf`` (how much
 farther each mel band moves from its mean), and PESQ-WB, PESQ-NB and STOI are averaged
-per rate, weight and percent. The clips are
+per rate, weight, search steps and percent. The clips are
 train clips, as tuning must be: by default the six longest Italian prompts (asterisk,
 wideband) and one letter of six klettres languages. ``--narrowband`` codes them
 resampled to 8 kHz, as a telephone recording arrives.

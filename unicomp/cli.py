@@ -644,7 +644,7 @@ def main() -> None:
         if done.code != TYPER_INTERRUPTED:
             raise
         _interrupted()
-    except KeyboardInterrupt:  # Ctrl-C outside the command typer guards (its set-up, exit)
+    except KeyboardInterrupt:  # Ctrl-C before typer guards the command (its set-up)
         _interrupted()
     except UnicompError as error:
         if debug:
